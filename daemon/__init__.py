@@ -1,0 +1,1 @@
+"""clientlove: the engine (pure core) and the service around it."""

@@ -1,0 +1,249 @@
+"""Which events are contact with which client (DESIGN section 2, step 2).
+
+A client is met by an event when an attendee or the organizer matches one of its emails or
+domains (the domain itself or a subdomain), or when one of its keywords appears in the title
+as a whole word. Not contact: cancelled events, events the user declined, and events where
+every attendee of that client declined.
+
+Built for large histories: emails and domains are dictionary look-ups, single-word keywords
+a set intersection with the title's words; only multi-word keywords use a regex.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, tzinfo
+
+from daemon.model import Event, Interaction, PartStat
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSpec:
+    """The matching rules of one client (a view of the config, free of pydantic)."""
+
+    name: str
+    emails: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class History:
+    """A client's attributed events: contact up to today, meetings after it."""
+
+    contacts: list[Interaction] = field(default_factory=list)
+    future: list[Interaction] = field(default_factory=list)
+
+
+def needles(clients: Iterable[ClientSpec]) -> tuple[str, ...]:
+    """Lower-case strings one of which any relevant raw event must contain (fast path)."""
+    found: set[str] = set()
+    for client in clients:
+        found.update(e.lower() for e in client.emails)
+        found.update(d.lower() for d in client.domains)
+        found.update(k.lower() for k in client.keywords)
+    return tuple(sorted(found))
+
+
+class Matcher:
+    """Finds the clients an event names, by email, domain or title keyword."""
+
+    def __init__(self, clients: Iterable[ClientSpec], me: Iterable[str] = ()) -> None:
+        self.clients = list(clients)
+        self.me = frozenset(e.lower() for e in me)
+        self._by_email: dict[str, set[str]] = defaultdict(set)
+        self._by_domain: dict[str, set[str]] = defaultdict(set)
+        self._by_word: dict[str, set[str]] = defaultdict(set)
+        self._phrases: list[tuple[re.Pattern[str], str]] = []
+        for client in self.clients:
+            for email in client.emails:
+                self._by_email[email.lower()].add(client.name)
+            for domain in client.domains:
+                self._by_domain[domain.lower().lstrip("@")].add(client.name)
+            for keyword in client.keywords:
+                kw = keyword.strip().lower()
+                if _WORD.fullmatch(kw):
+                    self._by_word[kw].add(client.name)
+                elif kw:
+                    pattern = re.compile(rf"(?<!\w){re.escape(kw)}(?!\w)", re.IGNORECASE)
+                    self._phrases.append((pattern, client.name))
+
+    def by_address(self, email: str) -> set[str]:
+        """Clients an email address belongs to: exact email, its domain or a parent domain."""
+        email = email.lower()
+        found = set(self._by_email.get(email, ()))
+        _, _, domain = email.rpartition("@")
+        labels = domain.split(".")
+        for i in range(len(labels) - 1):
+            hit = self._by_domain.get(".".join(labels[i:]))
+            if hit:
+                found |= hit
+        return found
+
+    def by_title(self, title: str) -> set[str]:
+        """Clients whose keyword stands in the title as a whole word, any case."""
+        if not title:
+            return set()
+        found: set[str] = set()
+        if self._by_word:
+            for word in set(_WORD.findall(title.lower())):
+                hit = self._by_word.get(word)
+                if hit:
+                    found |= hit
+        for pattern, name in self._phrases:
+            if pattern.search(title):
+                found.add(name)
+        return found
+
+    def clients_met(self, event: Event) -> set[str]:
+        """The clients this event is contact with (empty when it is no contact at all)."""
+        if event.cancelled:
+            return set()
+        declined: dict[str, bool] = {}
+        for attendee in event.attendees:
+            if attendee.email in self.me:
+                if attendee.partstat is PartStat.DECLINED:
+                    return set()
+                continue
+            for name in self.by_address(attendee.email):
+                said_no = attendee.partstat is PartStat.DECLINED
+                declined[name] = declined.get(name, True) and said_no
+        met = {name for name, no in declined.items() if not no}
+        if event.organizer and event.organizer not in self.me:
+            met |= self.by_address(event.organizer)
+        refused = {name for name, no in declined.items() if no}
+        met |= self.by_title(event.summary) - (refused - met)
+        return met
+
+
+def has_marker(event_text: Iterable[str], markers: Iterable[str]) -> bool:
+    """Whether any marker (``#need``) appears in any of the texts, case-insensitive."""
+    lowered = [m.lower() for m in markers if m]
+    for text in event_text:
+        if not text:
+            continue
+        low = text.lower()
+        if any(m in low for m in lowered):
+            return True
+    return False
+
+
+def attribute(
+    events: Iterable[Event],
+    matcher: Matcher,
+    tz: tzinfo,
+    today: date,
+    reset_markers: Iterable[str] = ("#need", "#reset"),
+) -> dict[str, History]:
+    """Group events into per-client histories.
+
+    Events carrying our own mark (``X-CLIENTLOVE-KEY``) are left out: our reminders come
+    from the target's listing, where they are told apart as history or pending.
+    """
+    markers = tuple(reset_markers)
+    result: dict[str, History] = {c.name: History() for c in matcher.clients}
+    for event in events:
+        if event.clientlove_key:
+            continue
+        met = matcher.clients_met(event)
+        if not met:
+            continue
+        day = event.local_date(tz)
+        reset = has_marker((event.summary, event.description, *event.categories), markers)
+        item = Interaction(day, event.summary, event.description, reset=reset)
+        for name in met:
+            history = result[name]
+            (history.contacts if day <= today else history.future).append(item)
+    return result
+
+
+def reminder_interactions(
+    reminders: Iterable[tuple[str, date, str, str, tuple[str, ...]]],
+    today: date,
+    reset_markers: Iterable[str],
+    skip_markers: Iterable[str],
+) -> tuple[dict[str, list[Interaction]], dict[str, list[date]]]:
+    """Our past reminders as contact, and those the user marked ``#skip`` as skips.
+
+    Each input is ``(client, day, summary, description, categories)``. Reminders on or
+    after today are pending: neither contact nor booked.
+    """
+    contacts: dict[str, list[Interaction]] = defaultdict(list)
+    skips: dict[str, list[date]] = defaultdict(list)
+    resets, skipm = tuple(reset_markers), tuple(skip_markers)
+    for client, day, summary, description, categories in reminders:
+        if day >= today:
+            continue
+        texts = (summary, description, *categories)
+        if has_marker(texts, skipm):
+            skips[client].append(day)
+            continue
+        reset = has_marker(texts, resets)
+        contacts[client].append(Interaction(day, summary, "", reset=reset, ours=True))
+    return dict(contacts), dict(skips)
+
+
+def discover(
+    events: Iterable[Event],
+    matcher: Matcher,
+    tz: tzinfo,
+    personal_domains: frozenset[str] = frozenset(),
+) -> list[dict[str, object]]:
+    """People and domains met that no client covers, most recent first.
+
+    Colleagues (the domains of the user's own addresses) are never suggested.
+
+    Each entry: ``{"domain": str | None, "emails": [...], "last": date, "meetings": n,
+    "title": the latest title}``. Addresses at ``personal_domains`` (gmail.com and the
+    like) are listed one person each, never as a whole domain.
+    """
+    own_domains = {m.rpartition("@")[2] for m in matcher.me}
+    seen: dict[str, dict[str, object]] = {}
+    for event in events:
+        if event.cancelled or event.clientlove_key:
+            continue
+        addresses = [a.email for a in event.attendees]
+        if event.organizer:
+            addresses.append(event.organizer)
+        day = event.local_date(tz)
+        for email in addresses:
+            if not email or "@" not in email or email in matcher.me:
+                continue
+            domain = email.rpartition("@")[2]
+            if domain in own_domains or matcher.by_address(email):
+                continue
+            group = email if domain in personal_domains else domain
+            entry = seen.setdefault(
+                group,
+                {"domain": None if group == email else domain, "emails": set(),
+                 "last": day, "meetings": set(), "title": event.summary},
+            )
+            entry["emails"].add(email)  # type: ignore[attr-defined]
+            entry["meetings"].add((event.ident, day))  # type: ignore[attr-defined]
+            if day >= entry["last"]:  # type: ignore[operator]
+                entry["last"], entry["title"] = day, event.summary
+    out = []
+    for entry in seen.values():
+        entry["emails"] = sorted(entry["emails"])  # type: ignore[arg-type]
+        entry["meetings"] = len(entry["meetings"])  # type: ignore[arg-type]
+        out.append(entry)
+    out.sort(key=lambda e: (e["last"], e["meetings"]), reverse=True)  # type: ignore[arg-type,return-value]
+    return out
+
+
+PERSONAL_DOMAINS = frozenset(
+    {
+        "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "yahoo.com",
+        "icloud.com", "me.com", "mac.com", "gmx.de", "gmx.net", "web.de", "proton.me",
+        "protonmail.com", "aol.com", "mail.com", "fastmail.com", "posteo.de", "yandex.ru",
+    }
+)
+
+
+def history_for(histories: Mapping[str, History], name: str) -> History:
+    return histories.get(name) or History()

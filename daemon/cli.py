@@ -1,0 +1,273 @@
+"""The ``clientlove`` command line: thin, over :mod:`daemon.cycle`.
+
+Exit codes: 0 fine; 1 a source or the target failed; 3 the cycle refused to act (the
+mass-change guard); 73 the state file cannot be used; 78 the config is broken (EX_CONFIG).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from daemon.config import EX_CONFIG, ConfigError, default_state_path, find_config_path, load_config
+from daemon.cycle import CycleReport, client_specs, read_scope, read_sources, run_cycle
+from daemon.logsetup import setup_logging
+from daemon.model import ReadScope
+from daemon.planning import ClientPlan
+from daemon.reconcile import Kind
+from daemon.state import State, StateError
+from providers import build_source, build_target
+
+EX_FAILED = 1
+EX_REFUSED = 3
+EX_CANTCREAT = 73
+
+log = logging.getLogger("clientlove")
+
+
+@dataclass(slots=True)
+class Options:
+    config_path: Path | None
+    now: datetime | None
+    verbose: int
+
+
+def parse_now(text: str | None, tz: Any) -> datetime:
+    """``--now``: an ISO date or date-time; naive values are in the configured zone."""
+    if not text:
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"not an ISO date or date-time: {text!r}",
+                                 param_hint="--now") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz)
+    return value
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="Config file (else $CLIENTLOVE_CONFIG, the XDG config dir, /etc/clientlove).")
+@click.option("--now", help="Pretend it is this ISO date-time (planning 'what if', tests).")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.version_option(package_name="clientlove")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, now: str | None, verbose: int) -> None:
+    """Keep in touch with every client: reminders from your own calendar history."""
+    setup_logging(verbose)
+    ctx.obj = Options(config_path, None, verbose)
+    ctx.meta["now_text"] = now
+
+
+def _config(ctx: click.Context) -> Any:
+    options: Options = ctx.obj
+    try:
+        path = find_config_path(options.config_path)
+        config = load_config(path)
+    except ConfigError as exc:
+        err = Console(stderr=True)
+        err.print(f"[bold red]config error[/] in {getattr(exc, 'path', '') or 'the config'}:",
+                  highlight=False)
+        for problem in exc.problems:
+            err.print(f"  {problem}", markup=False, highlight=False)
+        ctx.exit(EX_CONFIG)
+    options.now = parse_now(ctx.meta.get("now_text"), config.tz)
+    return config
+
+
+@contextmanager
+def _state(ctx: click.Context, config: Any):
+    path = default_state_path(config)
+    try:
+        state = State(path)
+    except (StateError, OSError) as exc:
+        Console(stderr=True).print(f"[bold red]state error:[/] {exc}", highlight=False)
+        ctx.exit(EX_CANTCREAT)
+    try:
+        yield state
+    finally:
+        state.close()
+
+
+def _progress():
+    """A progress display on a terminal, nothing otherwise."""
+    if not sys.stderr.isatty():
+        return None
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn("reading {task.description}"),
+                    TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+
+
+def _cycle(
+    ctx: click.Context, *, dry_run: bool, force: bool = False, prefilter: bool = True
+) -> tuple[Any, CycleReport]:
+    config = _config(ctx)
+    now: datetime = ctx.obj.now
+    with _state(ctx, config) as state:
+        sources = [build_source(s) for s in config.sources]
+        target = build_target(config.target, stamp=lambda: now)
+        progress = _progress()
+        if progress is None:
+            report = run_cycle(config, state, sources, target, now, dry_run=dry_run,
+                               force=force, prefilter=prefilter)
+        else:
+            with progress:
+                task = progress.add_task("sources", total=None)
+                report = run_cycle(
+                    config, state, sources, target, now, dry_run=dry_run, force=force,
+                    prefilter=prefilter, progress=lambda name: progress.update(task, description=name),
+                )
+    for warning in report.warnings:
+        log.warning("%s", warning)
+    return config, report
+
+
+def _finish(ctx: click.Context, report: CycleReport) -> None:
+    err = Console(stderr=True)
+    for error in report.errors:
+        err.print(f"[bold red]error:[/] {error}", highlight=False)
+    if report.refused:
+        err.print(f"[bold red]refused:[/] {report.refused}", highlight=False)
+        ctx.exit(EX_REFUSED)
+    if report.errors:
+        ctx.exit(EX_FAILED)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Print what would be created, moved or kept.")
+@click.option("--force", is_flag=True, help="Act even when the mass-change guard objects.")
+@click.pass_context
+def sync(ctx: click.Context, dry_run: bool, force: bool) -> None:
+    """Run one cycle: read the history, write the reminders that are due."""
+    _config_, report = _cycle(ctx, dry_run=dry_run, force=force)
+    out = Console(highlight=False)
+    verbs = {Kind.CREATE: "create", Kind.UPDATE: "move/refresh", Kind.DELETE: "delete",
+             Kind.KEEP: "keep", Kind.LEAVE: "leave (edited by you)"}
+    prefix = "would " if dry_run else ""
+    for action in report.actions:
+        if action.kind is Kind.KEEP and not dry_run:
+            continue
+        day = action.reminder.start.date() if action.reminder else (
+            action.current.start if action.current else "")
+        why = f" ({action.why})" if action.why else ""
+        out.print(f"{prefix}{verbs[action.kind]}: {action.client} {day}{why}", markup=False)
+    out.print(report.summary(), markup=False)
+    _finish(ctx, report)
+
+
+def _status_rows(plans: list[ClientPlan]) -> list[dict[str, Any]]:
+    def iso(value):
+        return value.isoformat() if value is not None else None
+
+    return [
+        {
+            "client": p.client,
+            "last_contact": iso(p.last_contact.day if p.last_contact else None),
+            "interval_days": p.counter.interval_days,
+            "due": iso(p.due),
+            "booked": iso(p.booked),
+            "reminder": iso(p.reminder_day),
+            "overdue": p.overdue,
+            "notes": list(p.notes),
+        }
+        for p in plans
+    ]
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per client.")
+@click.option("--full-read", is_flag=True, hidden=True,
+              help="Parse every event, skipping the fast prefilter (for checks and benchmarks).")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool, full_read: bool) -> None:
+    """Show every client: last contact, interval, due date, booked meeting, reminder."""
+    _config_, report = _cycle(ctx, dry_run=True, prefilter=not full_read)
+    rows = _status_rows(report.plans)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        table = Table(title=f"clientlove status on {report.today.isoformat()}")
+        table.add_column("client", overflow="fold")
+        for column in ("last contact", "every", "due", "booked", "reminder"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("notes", overflow="fold")
+        for row in rows:
+            every = f"{row['interval_days']} d" if row["interval_days"] else "-"
+            table.add_row(row["client"], row["last_contact"] or "never", every, row["due"],
+                          row["booked"] or "-", row["reminder"] or "-", "; ".join(row["notes"]))
+        Console().print(table)
+    _finish(ctx, report)
+
+
+@cli.command("check-config")
+@click.pass_context
+def check_config(ctx: click.Context) -> None:
+    """Validate the config and print every problem (exit 78 when there is one)."""
+    config = _config(ctx)
+    click.echo(f"{config.config_path}: OK ({len(config.sources)} sources, "
+               f"{len(config.clients)} clients, target {config.target.type})")
+
+
+@cli.command()
+@click.option("--limit", default=50, show_default=True, help="At most this many entries.")
+@click.pass_context
+def discover(ctx: click.Context, limit: int) -> None:
+    """List people and domains met that no client covers, as YAML for `clients:`."""
+    from daemon.attribution import PERSONAL_DOMAINS, Matcher
+    from daemon.attribution import discover as find
+
+    config = _config(ctx)
+    now: datetime = ctx.obj.now
+    today = now.astimezone(config.tz).date()
+    scope = read_scope(config, today)
+    full = ReadScope(scope.start, datetime.combine(today, time.max, tzinfo=config.tz),
+                     config.tz, prefilter=False)
+    report = CycleReport(now=now, today=today)
+    with _state(ctx, config) as state:
+        sources = [build_source(s) for s in config.sources]
+        # discover needs every event, not the prefiltered cache: read into a scratch state
+        scratch = State(":memory:")
+        read_sources(sources, scratch, full, now, report)
+        events = scratch.events([s.name for s in sources])
+        del state
+    matcher = Matcher(client_specs(config), config.me)
+    found = find(events, matcher, config.tz, PERSONAL_DOMAINS)[:limit]
+    entries = []
+    for item in found:
+        domain = item["domain"]
+        name = str(domain).split(".")[0].capitalize() if domain else str(item["emails"][0])
+        entry: dict[str, Any] = {"name": name}
+        if domain:
+            entry["domains"] = [domain]
+        entry["emails"] = item["emails"]
+        entries.append((entry, item))
+    out = []
+    for entry, item in entries:
+        text = yaml.safe_dump([entry], sort_keys=False, allow_unicode=True).rstrip()
+        out.append(f"# last met {item['last']}, {item['meetings']} meetings: {item['title']}\n"
+                   + text)
+    click.echo("\n".join(out) if out else "# everyone met is covered by a client")
+    for warning in report.warnings:
+        log.warning("%s", warning)
+    _finish(ctx, report)
+
+
+def main() -> None:
+    cli(prog_name="clientlove")
+
+
+if __name__ == "__main__":
+    main()

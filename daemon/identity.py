@@ -1,0 +1,87 @@
+"""Our marks on the events we own: keys, UIDs, content hashes, Google ids.
+
+A key is ``<client slug>.<generation>``. The generation counts the reminders ever planned
+for the client, so the key is known before the write: a crash between a write and the
+state update finds the same key on the target next time and cannot make a second event.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from datetime import UTC, date, datetime, timedelta
+
+from daemon.model import UID_DOMAIN, Reminder
+
+_SLUG_JUNK = re.compile(r"[^a-z0-9]+")
+_KEY = re.compile(r"^([a-z0-9][a-z0-9-]*)\.([0-9]+)$")
+
+
+def slug(name: str) -> str:
+    """A client's name as a key part: lower-case letters, digits and dashes."""
+    return _SLUG_JUNK.sub("-", name.lower()).strip("-") or "client"
+
+
+def make_key(client_slug: str, generation: int) -> str:
+    return f"{client_slug}.{generation}"
+
+
+def parse_key(key: str) -> tuple[str, int] | None:
+    """``(slug, generation)`` of one of our keys, or ``None`` for anything else."""
+    match = _KEY.match(key or "")
+    if not match:
+        return None
+    return match.group(1), int(match.group(2))
+
+
+def key_from_uid(uid: str) -> str | None:
+    """The key inside a UID of ours (``<key>@clientlove``), else ``None``."""
+    head, sep, domain = (uid or "").rpartition("@")
+    if not sep or domain != UID_DOMAIN or parse_key(head) is None:
+        return None
+    return head
+
+
+def google_id(key: str) -> str:
+    """A Google event id for a key: base32hex (``a-v0-9``) of a digest, stable and valid."""
+    digest = hashlib.sha256(f"clientlove:{key}".encode()).digest()[:20]
+    return base64.b32hexencode(digest).decode().lower().rstrip("=")
+
+
+def _utc(value: datetime | date) -> str:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.isoformat()
+        return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return value.isoformat()
+
+
+def content_hash(
+    summary: str,
+    start: datetime | date,
+    end: datetime | date | None,
+    description: str,
+    alarm_before: timedelta | None,
+) -> str:
+    """A hash of what a user can see and change in our event.
+
+    Computed from parsed fields (never bytes: servers reorder properties and add
+    VTIMEZONEs), so the same event read back from any target hashes the same.
+    """
+    alarm = None if alarm_before is None else int(alarm_before.total_seconds())
+    text = (description or "").replace("\r\n", "\n").strip()
+    payload = json.dumps(
+        [(summary or "").strip(), _utc(start), _utc(end) if end is not None else None, text,
+         alarm],
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def reminder_hash(reminder: Reminder) -> str:
+    return content_hash(
+        reminder.summary, reminder.start, reminder.end, reminder.description,
+        reminder.alarm_before,
+    )

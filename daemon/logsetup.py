@@ -1,0 +1,59 @@
+"""Logging to stderr, journald-aware (the way Radicale does it).
+
+Under systemd (``JOURNAL_STREAM`` set and naming our stderr) lines carry no timestamp (the
+journal adds one) and a ``<N>`` syslog priority prefix so ``journalctl -p`` can filter.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+_PRIORITY = {
+    logging.CRITICAL: 2,
+    logging.ERROR: 3,
+    logging.WARNING: 4,
+    logging.INFO: 6,
+    logging.DEBUG: 7,
+}
+
+
+def under_journald(stream=None) -> bool:
+    """Whether ``stream`` (stderr) is connected to the journal (sd_journal_stream)."""
+    value = os.environ.get("JOURNAL_STREAM")
+    if not value:
+        return False
+    stream = stream or sys.stderr
+    try:
+        device, inode = (int(x) for x in value.split(":", 1))
+        stat = os.fstat(stream.fileno())
+    except (ValueError, OSError, AttributeError):
+        return False
+    return stat.st_dev == device and stat.st_ino == inode
+
+
+class JournalFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        prio = _PRIORITY.get(record.levelno, 6)
+        return "\n".join(f"<{prio}>{line}" for line in super().format(record).splitlines())
+
+
+def setup_logging(verbosity: int = 0, stream=None) -> None:
+    """Configure the root logger once: warnings by default, info with -v, debug with -vv."""
+    stream = stream or sys.stderr
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    handler = logging.StreamHandler(stream)
+    if under_journald(stream):
+        handler.setFormatter(JournalFormatter("%(name)s: %(message)s"))
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+        )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("urllib3", "requests", "charset_normalizer"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

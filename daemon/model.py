@@ -1,0 +1,197 @@
+"""Plain data shared by the pure core and the providers.
+
+Everything here is immutable and free of I/O, so the counting, attribution, planning and
+reconcile steps can be tested with literals. Providers turn their wire formats into these
+types (and back) and nothing else crosses the boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+#: The suffix of every UID we write; anything else is never ours.
+UID_DOMAIN = "clientlove"
+
+
+class PartStat(StrEnum):
+    """RFC 5545 participation status, reduced to what attribution needs."""
+
+    ACCEPTED = "ACCEPTED"
+    DECLINED = "DECLINED"
+    TENTATIVE = "TENTATIVE"
+    NEEDS_ACTION = "NEEDS-ACTION"
+    DELEGATED = "DELEGATED"
+    OTHER = "OTHER"
+
+    @classmethod
+    def parse(cls, value: str | None) -> PartStat:
+        if not value:
+            return cls.NEEDS_ACTION
+        value = value.strip().upper()
+        for member in cls:
+            if member.value == value:
+                return member
+        return cls.OTHER
+
+
+@dataclass(frozen=True, slots=True)
+class Attendee:
+    """An attendee as read from a source: a lower-cased email and its response."""
+
+    email: str
+    partstat: PartStat = PartStat.NEEDS_ACTION
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One occurrence of a calendar event, as read from a source.
+
+    ``start`` is a ``date`` for all-day events and an aware ``datetime`` for timed ones
+    (floating times are made aware in the configured zone by the reader). Recurring series
+    arrive expanded: one ``Event`` per occurrence, ``occurrence`` naming it.
+    """
+
+    source: str
+    uid: str
+    start: date | datetime
+    summary: str = ""
+    description: str = ""
+    categories: tuple[str, ...] = ()
+    cancelled: bool = False
+    organizer: str | None = None
+    attendees: tuple[Attendee, ...] = ()
+    occurrence: str = ""
+    #: ``X-CLIENTLOVE-KEY`` when the event is one of our reminders.
+    clientlove_key: str | None = None
+
+    @property
+    def all_day(self) -> bool:
+        return not isinstance(self.start, datetime)
+
+    @property
+    def ident(self) -> str:
+        """Stable identity of this occurrence within its source."""
+        return f"{self.uid}#{self.occurrence}" if self.occurrence else self.uid
+
+    def local_date(self, tz) -> date:
+        """The calendar date the event counts on in ``tz`` (DESIGN section 3).
+
+        An all-day event keeps its own date: dates never go through a time zone.
+        """
+        if isinstance(self.start, datetime):
+            return self.start.astimezone(tz).date()
+        return self.start
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeSet:
+    """What a source reports for one read.
+
+    ``full`` means ``upserted`` is the complete set of events of the source and everything
+    not in it is gone; otherwise ``upserted`` and ``deleted`` (event ``ident`` values, or
+    bare UIDs meaning every occurrence of that UID) are a delta against the last read.
+    """
+
+    upserted: tuple[Event, ...] = ()
+    deleted: tuple[str, ...] = ()
+    cursor: str | None = None
+    full: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    """One dated contact (or booked meeting) with a client, after attribution."""
+
+    day: date
+    title: str = ""
+    description: str = ""
+    reset: bool = False
+    ours: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    """The reminder we want on the target: the full content of one event of ours."""
+
+    key: str
+    client: str
+    summary: str
+    start: datetime
+    duration: timedelta
+    description: str
+    alarm_before: timedelta
+    alarm_text: str
+
+    @property
+    def uid(self) -> str:
+        return f"{self.key}@{UID_DOMAIN}"
+
+    @property
+    def end(self) -> datetime:
+        return self.start + self.duration
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteReminder:
+    """One of our reminders as the target holds it now.
+
+    ``ref`` is the provider's handle (an href, a Google event id, a UID in a file);
+    ``etag`` the version for conditional writes. ``stored_hash`` is the hash we wrote into the
+    event; ``content_hash`` is recomputed from what the target returned, so the two differ
+    exactly when someone else changed our event.
+    """
+
+    key: str
+    ref: str
+    start: datetime | date
+    summary: str = ""
+    description: str = ""
+    categories: tuple[str, ...] = ()
+    etag: str | None = None
+    stored_hash: str | None = None
+    content_hash: str | None = None
+    cancelled: bool = False
+
+    @property
+    def user_edited(self) -> bool:
+        return self.stored_hash is None or self.stored_hash != self.content_hash
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReminder:
+    """What the state remembers of a reminder we wrote."""
+
+    key: str
+    client: str
+    ref: str
+    day: date
+    etag: str | None = None
+    content_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """A reminder the user skipped: deleted before its day, or marked ``#skip``."""
+
+    client: str
+    day: date
+    key: str = ""
+
+
+@dataclass(slots=True)
+class ReadScope:
+    """What a source needs to read only what can matter.
+
+    ``needles`` are lower-case strings (emails, domains, keywords, our UID marker); a raw
+    event that contains none of them cannot touch any client and may be skipped before
+    parsing. ``start``/``end`` bound the occurrences worth expanding.
+    """
+
+    start: datetime
+    end: datetime
+    tz: object
+    needles: tuple[str, ...] = ()
+    prefilter: bool = True
+    warnings: list[str] = field(default_factory=list)

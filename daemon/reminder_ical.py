@@ -1,0 +1,136 @@
+"""Our reminder as an iCalendar VEVENT, and back (DESIGN section 4).
+
+Shared by every iCalendar target (the ICS file, CalDAV) so the marks, the alarm and the
+content hash are written and read one way only. Never an ORGANIZER or ATTENDEE.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import icalendar
+
+from daemon.identity import content_hash, key_from_uid, parse_key, reminder_hash
+from daemon.model import Reminder, RemoteReminder
+
+PRODID = "-//clientlove//clientlove//EN"
+KEY_PROP = "X-CLIENTLOVE-KEY"
+HASH_PROP = "X-CLIENTLOVE-HASH"
+
+
+def to_vevent(reminder: Reminder, stamp: datetime, sequence: int = 0) -> icalendar.Event:
+    """The VEVENT for a reminder. ``stamp`` is DTSTAMP (passed in: output is reproducible)."""
+    event = icalendar.Event()
+    event.add("uid", reminder.uid)
+    event.add("dtstamp", stamp.astimezone(UTC).replace(microsecond=0))
+    event.add("dtstart", reminder.start)
+    event.add("dtend", reminder.end)
+    event.add("summary", reminder.summary)
+    event.add("description", reminder.description)
+    event.add("transp", "TRANSPARENT")
+    event.add("class", "PRIVATE")
+    event.add("sequence", sequence)
+    event.add(KEY_PROP, reminder.key)
+    event.add(HASH_PROP, reminder_hash(reminder))
+    alarm = icalendar.Alarm()
+    alarm.add("action", "DISPLAY")
+    alarm.add("trigger", -reminder.alarm_before)
+    alarm.add("description", reminder.alarm_text)
+    event.add_component(alarm)
+    return event
+
+
+def to_calendar_text(reminder: Reminder, stamp: datetime, sequence: int = 0) -> bytes:
+    """A whole VCALENDAR holding one reminder and its VTIMEZONE (a CalDAV object body)."""
+    cal = new_calendar()
+    cal.add_component(to_vevent(reminder, stamp, sequence))
+    cal.add_missing_timezones()
+    return cal.to_ical()
+
+
+def new_calendar(name: str | None = None) -> icalendar.Calendar:
+    cal = icalendar.Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    if name:
+        cal.add("x-wr-calname", name)
+    return cal
+
+
+def key_of(component: icalendar.cal.Component) -> str | None:
+    """Our key when the component carries our marks, else ``None``.
+
+    A valid ``X-CLIENTLOVE-KEY`` or a UID in our namespace makes an event ours; nothing
+    else does.
+    """
+    raw = component.get(KEY_PROP)
+    if raw is not None:
+        key = str(raw).strip()
+        if parse_key(key) is not None:
+            return key
+    return key_from_uid(str(component.get("uid", "")))
+
+
+def _alarm_before(component: icalendar.cal.Component) -> timedelta | None:
+    for alarm in component.walk("VALARM"):
+        if str(alarm.get("action", "")).upper() != "DISPLAY":
+            continue
+        trigger = alarm.get("trigger")
+        if trigger is None:
+            continue
+        value = getattr(trigger, "dt", trigger)
+        if isinstance(value, timedelta):
+            return -value
+    return None
+
+
+def _text(component: icalendar.cal.Component, name: str) -> str:
+    value = component.get(name)
+    return "" if value is None else str(value)
+
+
+def _categories(component: icalendar.cal.Component) -> tuple[str, ...]:
+    raw = component.get("categories")
+    if raw is None:
+        return ()
+    items = raw if isinstance(raw, list) else [raw]
+    out: list[str] = []
+    for item in items:
+        cats = getattr(item, "cats", None)
+        out.extend(str(c) for c in cats) if cats is not None else out.append(str(item))
+    return tuple(out)
+
+
+def from_vevent(
+    component: icalendar.cal.Component, ref: str, etag: str | None = None
+) -> RemoteReminder | None:
+    """Read one of our reminders back; ``None`` when the event is not ours or unreadable."""
+    key = key_of(component)
+    if key is None:
+        return None
+    start_prop = component.get("dtstart")
+    if start_prop is None:
+        return None
+    start: datetime | date = start_prop.dt
+    end_prop = component.get("dtend")
+    if end_prop is not None:
+        end: datetime | date | None = end_prop.dt
+    elif component.get("duration") is not None:
+        end = start + component.get("duration").dt
+    else:
+        end = None
+    summary, description = _text(component, "summary"), _text(component, "description")
+    stored = component.get(HASH_PROP)
+    return RemoteReminder(
+        key=key,
+        ref=ref,
+        start=start,
+        summary=summary,
+        description=description,
+        categories=_categories(component),
+        etag=etag,
+        stored_hash=None if stored is None else str(stored).strip(),
+        content_hash=content_hash(summary, start, end, description, _alarm_before(component)),
+        cancelled=_text(component, "status").upper() == "CANCELLED",
+    )

@@ -1,0 +1,216 @@
+"""The SQLite state (DESIGN section 8): cursors, cached events, our reminders, tombstones.
+
+One transaction per write, so a crash never loses a mapping. Nothing secret is stored
+here: cursors, etags, keys and the events' own text only.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+
+from daemon.identity import make_key, parse_key
+from daemon.model import Attendee, ChangeSet, Event, PartStat, StoredReminder
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (
+    source TEXT PRIMARY KEY, cursor TEXT, events INTEGER NOT NULL DEFAULT 0,
+    read_at TEXT
+);
+CREATE TABLE IF NOT EXISTS events (
+    source TEXT NOT NULL, ident TEXT NOT NULL, uid TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (source, ident)
+);
+CREATE INDEX IF NOT EXISTS events_uid ON events (source, uid);
+CREATE TABLE IF NOT EXISTS reminders (
+    key TEXT PRIMARY KEY, client TEXT NOT NULL, ref TEXT NOT NULL, day TEXT NOT NULL,
+    etag TEXT, hash TEXT
+);
+CREATE TABLE IF NOT EXISTS tombstones (
+    key TEXT PRIMARY KEY, client TEXT NOT NULL, day TEXT NOT NULL
+);
+-- the highest generation used per client slug
+CREATE TABLE IF NOT EXISTS generations (client TEXT PRIMARY KEY, last INTEGER NOT NULL);
+"""
+
+
+class StateError(Exception):
+    """The state file cannot be used (newer schema, not a database, not writable)."""
+
+
+def _event_to_json(event: Event) -> str:
+    return json.dumps(
+        [
+            event.uid, event.start.isoformat(), isinstance(event.start, datetime),
+            event.summary, event.description, list(event.categories), event.cancelled,
+            event.organizer, [[a.email, a.partstat.value] for a in event.attendees],
+            event.occurrence, event.clientlove_key,
+        ],
+        ensure_ascii=False,
+    )
+
+
+def _event_from_json(source: str, text: str) -> Event:
+    (uid, start, timed, summary, description, categories, cancelled, organizer, attendees,
+     occurrence, key) = json.loads(text)
+    return Event(
+        source=source,
+        uid=uid,
+        start=datetime.fromisoformat(start) if timed else date.fromisoformat(start),
+        summary=summary,
+        description=description,
+        categories=tuple(categories),
+        cancelled=cancelled,
+        organizer=organizer,
+        attendees=tuple(Attendee(e, PartStat.parse(p)) for e, p in attendees),
+        occurrence=occurrence,
+        clientlove_key=key,
+    )
+
+
+class State:
+    """The service's memory between cycles, in one SQLite file."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path) if str(path) != ":memory:" else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"cannot use the state file {path}: {exc}") from None
+        self._check_version()
+
+    def _check_version(self) -> None:
+        row = self.db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()
+        if row is None:
+            with self.transaction():
+                self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)",
+                                (str(SCHEMA_VERSION),))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise StateError(
+                f"the state file {self.path} has schema {row[0]}, newer than this version "
+                f"understands ({SCHEMA_VERSION}); upgrade clientlove"
+            )
+
+    @property
+    def schema_version(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- sources ---------------------------------------------------------------------------
+    def cursor(self, source: str) -> str | None:
+        row = self.db.execute("SELECT cursor FROM sources WHERE source=?", (source,)).fetchone()
+        return row[0] if row else None
+
+    def event_count(self, source: str) -> int | None:
+        """How many events the source had at its last read (``None``: never read)."""
+        row = self.db.execute("SELECT events FROM sources WHERE source=?", (source,)).fetchone()
+        return row[0] if row else None
+
+    def apply_changes(self, source: str, changes: ChangeSet, read_at: datetime) -> int:
+        """Store what a source reported, and its new cursor, in one transaction."""
+        with self.transaction() as db:
+            if changes.full:
+                db.execute("DELETE FROM events WHERE source=?", (source,))
+            for ident in changes.deleted:
+                db.execute("DELETE FROM events WHERE source=? AND (ident=? OR uid=?)",
+                           (source, ident, ident))
+            db.executemany(
+                "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?)",
+                ((source, e.ident, e.uid, _event_to_json(e)) for e in changes.upserted),
+            )
+            count = db.execute("SELECT COUNT(*) FROM events WHERE source=?",
+                               (source,)).fetchone()[0]
+            db.execute(
+                "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?)",
+                (source, changes.cursor, count, read_at.isoformat()),
+            )
+        return count
+
+    def reset_source(self, source: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM events WHERE source=?", (source,))
+            db.execute("DELETE FROM sources WHERE source=?", (source,))
+
+    def events(self, sources: Iterable[str]) -> list[Event]:
+        out: list[Event] = []
+        for source in sources:
+            rows = self.db.execute("SELECT data FROM events WHERE source=?", (source,))
+            out.extend(_event_from_json(source, data) for (data,) in rows)
+        return out
+
+    def forget_sources_except(self, keep: Iterable[str]) -> None:
+        """Drop cached events of sources no longer configured."""
+        names = list(keep)
+        marks = ",".join("?" * len(names)) or "''"
+        with self.transaction() as db:
+            db.execute(f"DELETE FROM events WHERE source NOT IN ({marks})", names)
+            db.execute(f"DELETE FROM sources WHERE source NOT IN ({marks})", names)
+
+    # -- reminders -------------------------------------------------------------------------
+    def reminders(self) -> list[StoredReminder]:
+        rows = self.db.execute("SELECT key, client, ref, day, etag, hash FROM reminders")
+        return [
+            StoredReminder(key, client, ref, date.fromisoformat(day), etag, digest)
+            for key, client, ref, day, etag, digest in rows
+        ]
+
+    def save_reminder(self, item: StoredReminder) -> None:
+        parsed = parse_key(item.key)
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO reminders VALUES (?, ?, ?, ?, ?, ?)",
+                (item.key, item.client, item.ref, item.day.isoformat(), item.etag,
+                 item.content_hash),
+            )
+            if parsed is not None:
+                db.execute(
+                    "INSERT INTO generations VALUES (?, ?) ON CONFLICT(client) "
+                    "DO UPDATE SET last=MAX(last, excluded.last)",
+                    parsed,
+                )
+
+    def drop_reminder(self, key: str, *, tombstone: StoredReminder | None = None) -> None:
+        """Forget a reminder; with ``tombstone``, remember it as skipped by the user."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM reminders WHERE key=?", (key,))
+            if tombstone is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO tombstones VALUES (?, ?, ?)",
+                    (tombstone.key, tombstone.client, tombstone.day.isoformat()),
+                )
+
+    def tombstones(self) -> list[tuple[str, str, date]]:
+        rows = self.db.execute("SELECT key, client, day FROM tombstones")
+        return [(key, client, date.fromisoformat(day)) for key, client, day in rows]
+
+    def known_keys(self) -> set[str]:
+        """Every key we ever used, so none is reused (Google keeps deleted ids forever)."""
+        keys = {r[0] for r in self.db.execute("SELECT key FROM reminders")}
+        keys |= {r[0] for r in self.db.execute("SELECT key FROM tombstones")}
+        keys |= {make_key(s, n) for s, n in self.db.execute("SELECT client, last FROM generations")}
+        return keys

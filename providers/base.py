@@ -1,0 +1,110 @@
+"""The two small interfaces every calendar system implements, and the errors they raise.
+
+Storage contract (in the spirit of vdirsyncer): a provider reports and performs, the engine
+decides. A provider never retries on its own beyond one request, never swallows an error
+into a default, and never touches an event that does not carry our marks.
+
+Source
+    ``changes(cursor, scope) -> ChangeSet``. ``cursor`` is the opaque string the previous
+    call returned (``None`` for a first read). A source that cannot go incremental returns
+    ``full=True`` with every event; one with nothing new returns an empty, non-full
+    ``ChangeSet`` with the same or a new cursor. Recurring events arrive expanded within
+    ``scope.start .. scope.end``. A broken event is skipped with a warning appended to
+    ``scope.warnings`` naming the source and the UID; it never fails the read.
+
+Target
+    ``list_ours()`` returns our reminders (``X-CLIENTLOVE-KEY`` / UID ``…@clientlove``),
+    past and pending, with the ref and etag for conditional writes. ``create`` must fail
+    with :class:`AlreadyExists` when the key or ref exists (never overwrite);
+    ``update``/``delete`` must fail with :class:`PreconditionFailed` when the etag is stale
+    and :class:`NotFound` when the event is gone. ``flush`` makes the writes durable (the
+    ICS target writes its file atomically there) and is a no-op when nothing changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol, runtime_checkable
+
+from daemon.model import ChangeSet, ReadScope, Reminder, RemoteReminder
+
+
+class ProviderError(Exception):
+    """Base of every error a provider reports. The message never carries a secret."""
+
+    def __init__(self, message: str, *, provider: str = "") -> None:
+        super().__init__(message)
+        self.provider = provider
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{self.provider}: {text}" if self.provider else text
+
+
+class AuthError(ProviderError):
+    """Credentials missing, wrong or revoked: retrying will not help until the user acts."""
+
+
+class CursorExpired(ProviderError):
+    """The stored sync token is no longer valid: drop it and read in full."""
+
+
+class PreconditionFailed(ProviderError):
+    """The etag we hold is stale: someone else wrote first."""
+
+
+class AlreadyExists(ProviderError):
+    """A conditional create found the key (or ref) already taken."""
+
+
+class NotFound(ProviderError):
+    """The event (or calendar) is not there."""
+
+
+class Transient(ProviderError):
+    """A network fault, timeout or 5xx/429: worth another try, after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, provider: str = "", retry_after: float | None = None):
+        super().__init__(message, provider=provider)
+        self.retry_after = retry_after
+
+
+class BadData(ProviderError):
+    """The remote answered with something we cannot read (not a calendar, broken XML, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TargetLimits:
+    """What a target can hold; the planner checks a reminder against it before writing."""
+
+    max_alarms: int = 5
+    max_alarm_before: timedelta = timedelta(days=28)
+    batch_size: int = 1
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A calendar the history is read from (see the module docstring)."""
+
+    name: str
+
+    def changes(self, cursor: str | None, scope: ReadScope) -> ChangeSet: ...
+
+
+@runtime_checkable
+class Target(Protocol):
+    """A calendar our reminders are written to (see the module docstring)."""
+
+    name: str
+    limits: TargetLimits
+
+    def list_ours(self) -> list[RemoteReminder]: ...
+
+    def create(self, reminder: Reminder) -> RemoteReminder: ...
+
+    def update(self, current: RemoteReminder, reminder: Reminder) -> RemoteReminder: ...
+
+    def delete(self, current: RemoteReminder) -> None: ...
+
+    def flush(self) -> None: ...

@@ -1,0 +1,329 @@
+"""ICS files and URLs: a source read whole (but only when it changed), and a file target.
+
+The source's cursor remembers what it last read (file size and mtime, or the URL's ETag and
+Last-Modified, plus a digest of the content) and the read scope it was read for, so an
+unchanged calendar is neither downloaded nor parsed again.
+
+The target keeps everything already in its file untouched and writes the file atomically
+(temporary file, fsync, rename) in ``flush``, and only when something changed: a cycle
+with nothing to do leaves it byte-identical.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import icalendar
+import requests
+
+from daemon.icsread import read_calendar
+from daemon.model import ChangeSet, ReadScope, Reminder, RemoteReminder
+from daemon.reminder_ical import from_vevent, key_of, new_calendar, to_vevent
+from providers.base import (
+    AlreadyExists,
+    AuthError,
+    BadData,
+    NotFound,
+    PreconditionFailed,
+    ProviderError,
+    TargetLimits,
+    Transient,
+)
+
+USER_AGENT = "clientlove/0.1 (+https://github.com/clientlove/clientlove)"
+
+
+def scope_fingerprint(scope: ReadScope) -> dict[str, object]:
+    """What a cached read depends on besides the bytes: the needles and the window."""
+    digest = hashlib.sha256("\n".join(scope.needles).encode()).hexdigest()[:16]
+    return {
+        "needles": digest if scope.prefilter else "all",
+        "start": scope.start.isoformat(),
+        "end": scope.end.isoformat(),
+    }
+
+
+def _covers(previous: dict[str, object], scope: ReadScope) -> bool:
+    """Whether a read made for ``previous`` is still good for ``scope``."""
+    now = scope_fingerprint(scope)
+    if previous.get("needles") != now["needles"]:
+        return False
+    try:
+        start = datetime.fromisoformat(str(previous["start"]))
+        end = datetime.fromisoformat(str(previous["end"]))
+    except (KeyError, ValueError):
+        return False
+    return start <= scope.start and end >= scope.end
+
+
+class IcsSource:
+    """A calendar read from a local ``.ics`` file or an http(s) URL."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        path: Path | None = None,
+        url: str | None = None,
+        username: str | None = None,
+        secret: Callable[[], str] | None = None,
+        timeout: float = 30.0,
+        verify_tls: bool = True,
+        session: requests.Session | None = None,
+    ) -> None:
+        if (path is None) == (url is None):
+            raise ValueError("give exactly one of path or url")
+        self.name = name
+        self.path = path
+        self.url = url
+        self.username = username
+        self._secret = secret
+        self.timeout = timeout
+        self.verify_tls = verify_tls
+        self._session = session
+
+    def changes(self, cursor: str | None, scope: ReadScope) -> ChangeSet:
+        previous: dict[str, object] = {}
+        if cursor:
+            with contextlib.suppress(ValueError):
+                previous = json.loads(cursor)
+        reusable = bool(previous) and _covers(previous, scope)
+        if self.path is not None:
+            data, meta = self._read_file(previous if reusable else {})
+        else:
+            data, meta = self._fetch(previous if reusable else {})
+        if data is None:
+            return ChangeSet(cursor=json.dumps({**previous, **meta}, sort_keys=True))
+        digest = hashlib.sha256(data).hexdigest()
+        meta["sha256"] = digest
+        state = {**scope_fingerprint(scope), **meta}
+        if reusable and previous.get("sha256") == digest:
+            return ChangeSet(cursor=json.dumps({**previous, **meta}, sort_keys=True))
+        events = read_calendar(data, self.name, scope)
+        return ChangeSet(upserted=tuple(events), full=True,
+                         cursor=json.dumps(state, sort_keys=True))
+
+    def _read_file(self, previous: dict[str, object]) -> tuple[bytes | None, dict[str, object]]:
+        assert self.path is not None
+        try:
+            stat = self.path.stat()
+            meta: dict[str, object] = {"mtime_ns": stat.st_mtime_ns, "size": stat.st_size}
+            if previous and all(previous.get(k) == v for k, v in meta.items()):
+                return None, meta
+            return self.path.read_bytes(), meta
+        except FileNotFoundError as exc:
+            raise NotFound(f"no such file: {self.path}", provider=self.name) from exc
+        except OSError as exc:
+            raise ProviderError(f"cannot read {self.path}: {exc.strerror}",
+                                provider=self.name) from exc
+
+    def _fetch(self, previous: dict[str, object]) -> tuple[bytes | None, dict[str, object]]:
+        assert self.url is not None
+        headers = {"User-Agent": USER_AGENT, "Accept": "text/calendar, */*;q=0.5"}
+        if previous.get("etag"):
+            headers["If-None-Match"] = str(previous["etag"])
+        if previous.get("last_modified"):
+            headers["If-Modified-Since"] = str(previous["last_modified"])
+        auth = None
+        if self.username is not None and self._secret is not None:
+            auth = (self.username, self._secret())
+        session = self._session or requests.Session()
+        try:
+            response = session.get(self.url, headers=headers, auth=auth, timeout=self.timeout,
+                                   verify=self.verify_tls)
+        except requests.RequestException as exc:
+            raise Transient(f"cannot fetch {self.url}: {type(exc).__name__}",
+                            provider=self.name) from None
+        finally:
+            if self._session is None:
+                session.close()
+        status = response.status_code
+        meta = {k: v for k, v in (("etag", response.headers.get("ETag")),
+                                  ("last_modified", response.headers.get("Last-Modified")))
+                if v}
+        if status == 304:
+            return None, {**{k: previous[k] for k in ("etag", "last_modified") if k in previous},
+                          **meta}
+        if status in (401, 403):
+            raise AuthError(f"{self.url} refused access (HTTP {status}): check the username and "
+                            "credential", provider=self.name)
+        if status == 404:
+            raise NotFound(f"{self.url} not found (HTTP 404)", provider=self.name)
+        if status == 429 or status >= 500:
+            raise Transient(f"{self.url} answered HTTP {status}", provider=self.name,
+                            retry_after=_retry_after(response.headers.get("Retry-After")))
+        if status != 200:
+            raise BadData(f"{self.url} answered HTTP {status}", provider=self.name)
+        return response.content, meta
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+class IcsTarget:
+    """Our reminders in an ``.ics`` file, beside whatever else the file holds."""
+
+    limits = TargetLimits(max_alarms=99, batch_size=1)
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        calendar_name: str = "Client love",
+        stamp: Callable[[], datetime],
+        refresh: timedelta = timedelta(hours=1),
+        name: str = "ics-target",
+    ) -> None:
+        self.name = name
+        self.path = path
+        self.calendar_name = calendar_name
+        self.refresh = refresh
+        self._stamp = stamp
+        self._loaded = False
+        self._dirty = False
+        self._header: list[tuple[str, object]] = []
+        self._timezones: list[icalendar.cal.Component] = []
+        self._foreign: list[icalendar.cal.Component] = []
+        self._ours: dict[str, icalendar.cal.Component] = {}
+
+    # -- reading -----------------------------------------------------------------------
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        except OSError as exc:
+            raise ProviderError(f"cannot read {self.path}: {exc.strerror}",
+                                provider=self.name) from exc
+        if data.strip():
+            try:
+                cal = icalendar.Calendar.from_ical(data)
+            except (ValueError, IndexError, KeyError) as exc:
+                raise BadData(
+                    f"{self.path} is not a readable calendar ({exc}); refusing to overwrite it",
+                    provider=self.name,
+                ) from None
+            for component in cal.subcomponents:
+                if component.name == "VTIMEZONE":
+                    self._timezones.append(component)
+                    continue
+                key = key_of(component) if component.name == "VEVENT" else None
+                if key is None or key in self._ours:
+                    self._foreign.append(component)
+                else:
+                    self._ours[key] = component
+        self._loaded = True
+
+    @staticmethod
+    def _etag(component: icalendar.cal.Component) -> str:
+        return hashlib.sha256(component.to_ical()).hexdigest()[:24]
+
+    def _remote(self, key: str) -> RemoteReminder:
+        component = self._ours[key]
+        remote = from_vevent(component, ref=str(component.get("uid", key)),
+                             etag=self._etag(component))
+        assert remote is not None
+        return remote
+
+    def list_ours(self) -> list[RemoteReminder]:
+        self._load()
+        out = []
+        for key, component in self._ours.items():
+            remote = from_vevent(component, ref=str(component.get("uid", key)),
+                                 etag=self._etag(component))
+            if remote is not None:
+                out.append(remote)
+        return out
+
+    # -- writing -----------------------------------------------------------------------
+    def create(self, reminder: Reminder) -> RemoteReminder:
+        self._load()
+        if reminder.key in self._ours:
+            raise AlreadyExists(f"reminder {reminder.key} exists", provider=self.name)
+        self._ours[reminder.key] = to_vevent(reminder, self._stamp())
+        self._dirty = True
+        return self._remote(reminder.key)
+
+    def _current(self, current: RemoteReminder) -> icalendar.cal.Component:
+        self._load()
+        component = self._ours.get(current.key)
+        if component is None:
+            raise NotFound(f"reminder {current.key} is gone", provider=self.name)
+        if current.etag is not None and self._etag(component) != current.etag:
+            raise PreconditionFailed(f"reminder {current.key} changed", provider=self.name)
+        return component
+
+    def update(self, current: RemoteReminder, reminder: Reminder) -> RemoteReminder:
+        component = self._current(current)
+        sequence = int(component.get("sequence", 0)) + 1
+        self._ours[reminder.key] = to_vevent(reminder, self._stamp(), sequence)
+        self._dirty = True
+        return self._remote(reminder.key)
+
+    def delete(self, current: RemoteReminder) -> None:
+        self._current(current)
+        del self._ours[current.key]
+        self._dirty = True
+
+    def render(self) -> bytes:
+        """The whole file as it would be written now."""
+        self._load()
+        cal = new_calendar(self.calendar_name)
+        cal.add("method", "PUBLISH")
+        cal.add("refresh-interval", self.refresh, parameters={"VALUE": "DURATION"})
+        cal.add("x-published-ttl", icalendar.vDuration(self.refresh).to_ical().decode())
+        for component in self._timezones:
+            cal.add_component(component)
+        for key in sorted(self._ours):
+            cal.add_component(self._ours[key])
+        for component in self._foreign:
+            cal.add_component(component)
+        with contextlib.suppress(Exception):  # a zone icalendar cannot describe stays a TZID
+            cal.add_missing_timezones()
+        return cal.to_ical()
+
+    def flush(self) -> None:
+        if not self._dirty:
+            return
+        write_atomically(self.path, self.render())
+        self._dirty = False
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so a reader sees the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o600
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

@@ -1,0 +1,136 @@
+"""The Target contract of ``providers/base.py``, run against every target provider."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import icalendar
+import pytest
+
+from daemon.identity import reminder_hash
+from daemon.model import Reminder
+from providers.base import AlreadyExists, NotFound, PreconditionFailed
+from tests.harness import IcsHarness, MemoryHarness, TargetHarness
+
+TZ = ZoneInfo("Europe/London")
+NOTE = "Client love for Acme Corp.\nLast conversation: «Café», naïve résumé; commas, semis;\n" + (
+    "a long line " * 20)
+
+
+@pytest.fixture(params=["memory", "ics"])
+def harness(request, tmp_path) -> TargetHarness:
+    if request.param == "memory":
+        return MemoryHarness()
+    return IcsHarness(tmp_path / "reminders.ics")
+
+
+def make(key="acme-corp.1", day=date(2026, 11, 30), note=NOTE) -> Reminder:
+    return Reminder(key=key, client="Acme Corp", summary="Client love: Acme Corp",
+                    start=datetime(day.year, day.month, day.day, 9, 30, tzinfo=TZ),
+                    duration=timedelta(minutes=15), description=note,
+                    alarm_before=timedelta(days=1), alarm_text="Client love tomorrow")
+
+
+def foreign(uid="dentist-1", summary="Dentist") -> icalendar.Event:
+    event = icalendar.Event()
+    event.add("uid", uid)
+    event.add("dtstamp", datetime(2026, 1, 1, tzinfo=TZ))
+    event.add("dtstart", datetime(2026, 11, 30, 8, 0, tzinfo=TZ))
+    event.add("summary", summary)
+    event.add("attendee", "mailto:jane.doe@acme.example")
+    return event
+
+
+def test_create_then_list_reads_back_intact(harness):
+    target = harness.target()
+    rem = make()
+    created = target.create(rem)
+    target.flush()
+    (listed,) = harness.target().list_ours()
+    assert listed.key == created.key == rem.key
+    assert listed.description.replace("\r\n", "\n").strip() == NOTE.strip()
+    assert listed.stored_hash == listed.content_hash == reminder_hash(rem)
+    assert not listed.user_edited
+    (event,) = [e for e in harness.all_events() if str(e["uid"]) == rem.uid]
+    assert "ATTENDEE" not in event and "ORGANIZER" not in event
+    (alarm,) = event.walk("VALARM")
+    assert alarm["trigger"].dt == -timedelta(days=1)
+
+
+def test_create_never_overwrites(harness):
+    target = harness.target()
+    target.create(make())
+    target.flush()
+    with pytest.raises(AlreadyExists):
+        harness.target().create(make(note="other"))
+
+
+def test_update_is_conditional_on_the_etag(harness):
+    target = harness.target()
+    target.create(make())
+    target.flush()
+    target = harness.target()
+    (current,) = target.list_ours()
+    moved = make(day=date(2026, 12, 1))
+    updated = target.update(current, moved)
+    target.flush()
+    assert updated.etag != current.etag
+    (listed,) = harness.target().list_ours()
+    assert listed.start.date() == date(2026, 12, 1) and not listed.user_edited
+    with pytest.raises(PreconditionFailed):
+        stale_target = harness.target()
+        stale_target.update(current, make(day=date(2026, 12, 2)))
+
+
+def test_delete_is_conditional_and_reports_missing(harness):
+    target = harness.target()
+    target.create(make())
+    target.flush()
+    target = harness.target()
+    (current,) = target.list_ours()
+    harness.user_edit("acme-corp.1", summary="mine now")
+    target = harness.target()
+    with pytest.raises(PreconditionFailed):
+        target.delete(current)
+    (fresh,) = target.list_ours()
+    assert fresh.user_edited
+    target.delete(fresh)
+    target.flush()
+    assert harness.target().list_ours() == []
+    with pytest.raises(NotFound):
+        harness.target().delete(fresh)
+
+
+def test_foreign_events_are_not_ours_and_stay_untouched(harness):
+    harness.put_foreign(foreign())
+    harness.put_foreign(foreign("lookalike@clientlove.example", "Client love: fake"))
+    before = harness.foreign_fingerprints()
+    target = harness.target()
+    assert target.list_ours() == []
+    target.create(make())
+    target.create(make("globex.1"))
+    target.flush()
+    target = harness.target()
+    for remote in target.list_ours():
+        target.delete(remote)
+    target.flush()
+    assert harness.foreign_fingerprints() == before
+
+
+def test_user_edit_is_seen(harness):
+    target = harness.target()
+    target.create(make())
+    target.flush()
+    harness.user_edit("acme-corp.1", dtstart=datetime(2026, 12, 3, 15, 0, tzinfo=TZ))
+    (listed,) = harness.target().list_ours()
+    assert listed.user_edited
+
+
+def test_user_delete_is_seen(harness):
+    target = harness.target()
+    target.create(make())
+    target.create(make("globex.1"))
+    target.flush()
+    harness.user_delete("acme-corp.1")
+    assert [r.key for r in harness.target().list_ours()] == ["globex.1"]

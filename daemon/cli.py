@@ -113,7 +113,7 @@ def _progress():
 
 def _cycle(
     ctx: click.Context, *, dry_run: bool, force: bool = False, prefilter: bool = True
-) -> tuple[Any, CycleReport]:
+) -> CycleReport:
     config = _config(ctx)
     now: datetime = ctx.obj.now
     with _state(ctx, config) as state:
@@ -128,11 +128,12 @@ def _cycle(
                 task = progress.add_task("sources", total=None)
                 report = run_cycle(
                     config, state, sources, target, now, dry_run=dry_run, force=force,
-                    prefilter=prefilter, progress=lambda name: progress.update(task, description=name),
+                    prefilter=prefilter,
+                    progress=lambda name: progress.update(task, description=name),
                 )
     for warning in report.warnings:
         log.warning("%s", warning)
-    return config, report
+    return report
 
 
 def _finish(ctx: click.Context, report: CycleReport) -> None:
@@ -152,7 +153,7 @@ def _finish(ctx: click.Context, report: CycleReport) -> None:
 @click.pass_context
 def sync(ctx: click.Context, dry_run: bool, force: bool) -> None:
     """Run one cycle: read the history, write the reminders that are due."""
-    _config_, report = _cycle(ctx, dry_run=dry_run, force=force)
+    report = _cycle(ctx, dry_run=dry_run, force=force)
     out = Console(highlight=False)
     verbs = {Kind.CREATE: "create", Kind.UPDATE: "move/refresh", Kind.DELETE: "delete",
              Kind.KEEP: "keep", Kind.LEAVE: "leave (edited by you)"}
@@ -194,7 +195,7 @@ def _status_rows(plans: list[ClientPlan]) -> list[dict[str, Any]]:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool, full_read: bool) -> None:
     """Show every client: last contact, interval, due date, booked meeting, reminder."""
-    _config_, report = _cycle(ctx, dry_run=True, prefilter=not full_read)
+    report = _cycle(ctx, dry_run=True, prefilter=not full_read)
     rows = _status_rows(report.plans)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -236,13 +237,12 @@ def discover(ctx: click.Context, limit: int) -> None:
     full = ReadScope(scope.start, datetime.combine(today, time.max, tzinfo=config.tz),
                      config.tz, prefilter=False)
     report = CycleReport(now=now, today=today)
-    with _state(ctx, config) as state:
-        sources = [build_source(s) for s in config.sources]
-        # discover needs every event, not the prefiltered cache: read into a scratch state
-        scratch = State(":memory:")
-        read_sources(sources, scratch, full, now, report)
-        events = scratch.events([s.name for s in sources])
-        del state
+    sources = [build_source(s) for s in config.sources]
+    # discover needs every event, not the prefiltered cache: read into a scratch state
+    scratch = State(":memory:")
+    read_sources(sources, scratch, full, now, report)
+    events = scratch.events([s.name for s in sources])
+    scratch.close()
     matcher = Matcher(client_specs(config), config.me)
     found = find(events, matcher, config.tz, PERSONAL_DOMAINS)[:limit]
     entries = []

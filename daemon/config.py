@@ -13,7 +13,6 @@ import hashlib
 import os
 import re
 import string
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -39,6 +38,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from daemon.credentials import is_plain_name
 from daemon.durations import Span, parse_span
+from daemon.identity import slug
 
 __all__ = [
     "EX_CONFIG",
@@ -84,16 +84,6 @@ class ConfigError(Exception):
         count = len(self.problems)
         head = f"invalid configuration{where} ({count} problem{'s' if count != 1 else ''}):"
         return "\n".join([head, *(f"  {p}" for p in self.problems)])
-
-
-def slug(name: str) -> str:
-    """The key a client's reminders are stored under: lower case, words joined by ``-``.
-
-    Keys go into event UIDs and state rows, so two client names with the same slug would
-    share reminders; :class:`Config` refuses that.
-    """
-    text = unicodedata.normalize("NFKC", name).lower()
-    return re.sub(r"[\W_]+", "-", text).strip("-")
 
 
 # -- small validators ---------------------------------------------------------------------

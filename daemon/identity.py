@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import re
+import unicodedata
 from datetime import UTC, date, datetime, timedelta
 
 from daemon.model import UID_DOMAIN, Reminder
@@ -20,8 +21,19 @@ _KEY = re.compile(r"^([a-z0-9][a-z0-9-]*)\.([0-9]+)$")
 
 
 def slug(name: str) -> str:
-    """A client's name as a key part: lower-case letters, digits and dashes."""
-    return _SLUG_JUNK.sub("-", name.lower()).strip("-") or "client"
+    """A client's name as a key part: ASCII lower-case letters, digits and dashes.
+
+    Accents are folded (``Müller`` -> ``muller``); a name with no ASCII letters at all gets a
+    digest instead, so every name has a slug that fits UIDs and Google ids. Two clients whose
+    names give the same slug would share reminders: the config refuses that.
+    """
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    text = _SLUG_JUNK.sub("-", folded.lower()).strip("-")
+    if text:
+        return text
+    if not any(ch.isalnum() for ch in name):
+        return ""  # no letter or digit in any script: not a usable name
+    return "c-" + hashlib.sha256(name.strip().encode()).hexdigest()[:10]
 
 
 def make_key(client_slug: str, generation: int) -> str:

@@ -7,6 +7,8 @@ types (and back) and nothing else crosses the boundary.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -195,3 +197,23 @@ class ReadScope:
     needles: tuple[str, ...] = ()
     prefilter: bool = True
     warnings: list[str] = field(default_factory=list)
+
+    def fingerprint(self) -> dict[str, str]:
+        """What a cached read depends on besides the bytes: the needles and the window."""
+        digest = hashlib.sha256("\n".join(self.needles).encode()).hexdigest()[:16]
+        return {
+            "needles": digest if self.prefilter else "all",
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+        }
+
+    def served_by(self, previous: Mapping[str, object]) -> bool:
+        """Whether a read made under ``previous`` (a fingerprint) still serves this scope."""
+        if previous.get("needles") != self.fingerprint()["needles"]:
+            return False
+        try:
+            start = datetime.fromisoformat(str(previous["start"]))
+            end = datetime.fromisoformat(str(previous["end"]))
+        except (KeyError, ValueError):
+            return False
+        return start <= self.start and end >= self.end

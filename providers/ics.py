@@ -40,29 +40,6 @@ from providers.base import (
 USER_AGENT = "clientlove/0.1 (+https://github.com/clientlove/clientlove)"
 
 
-def scope_fingerprint(scope: ReadScope) -> dict[str, object]:
-    """What a cached read depends on besides the bytes: the needles and the window."""
-    digest = hashlib.sha256("\n".join(scope.needles).encode()).hexdigest()[:16]
-    return {
-        "needles": digest if scope.prefilter else "all",
-        "start": scope.start.isoformat(),
-        "end": scope.end.isoformat(),
-    }
-
-
-def _covers(previous: dict[str, object], scope: ReadScope) -> bool:
-    """Whether a read made for ``previous`` is still good for ``scope``."""
-    now = scope_fingerprint(scope)
-    if previous.get("needles") != now["needles"]:
-        return False
-    try:
-        start = datetime.fromisoformat(str(previous["start"]))
-        end = datetime.fromisoformat(str(previous["end"]))
-    except (KeyError, ValueError):
-        return False
-    return start <= scope.start and end >= scope.end
-
-
 class IcsSource:
     """A calendar read from a local ``.ics`` file or an http(s) URL."""
 
@@ -94,7 +71,7 @@ class IcsSource:
         if cursor:
             with contextlib.suppress(ValueError):
                 previous = json.loads(cursor)
-        reusable = bool(previous) and _covers(previous, scope)
+        reusable = bool(previous) and scope.served_by(previous)
         if self.path is not None:
             data, meta = self._read_file(previous if reusable else {})
         else:
@@ -103,7 +80,7 @@ class IcsSource:
             return ChangeSet(cursor=json.dumps({**previous, **meta}, sort_keys=True))
         digest = hashlib.sha256(data).hexdigest()
         meta["sha256"] = digest
-        state = {**scope_fingerprint(scope), **meta}
+        state = {**scope.fingerprint(), **meta}
         if reusable and previous.get("sha256") == digest:
             return ChangeSet(cursor=json.dumps({**previous, **meta}, sort_keys=True))
         events = read_calendar(data, self.name, scope)

@@ -129,3 +129,87 @@ class IcsHarness(TargetHarness):
         if not self.path.exists():
             return []
         return list(icalendar.Calendar.from_ical(self.path.read_bytes()).walk("VEVENT"))
+
+
+_ALL_QUERY = """<?xml version="1.0" encoding="utf-8"?>
+<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+  <D:prop><D:getetag/><C:calendar-data/></D:prop>
+  <C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT"/></C:comp-filter>
+  </C:filter>
+</C:calendar-query>"""
+
+
+class CalDavHarness(TargetHarness):
+    """A calendar collection on a real server; the user acts over plain HTTP."""
+
+    def __init__(self, server, calendar_url: str | None = None,
+                 stamp: Callable[[], datetime] = lambda: STAMP) -> None:
+        self.server = server
+        self.name = server.kind
+        self.url = calendar_url or server.new_calendar()
+        self.stamp = stamp
+        self.http = server.session()
+
+    def target(self):
+        from providers.caldav import CalDavTarget
+
+        return CalDavTarget(self.url, username=self.server.username,
+                            secret=lambda: self.server.password, stamp=self.stamp,
+                            name=f"{self.server.kind}-target")
+
+    def objects(self) -> dict[str, tuple[str, icalendar.Calendar]]:
+        """href -> (etag, parsed calendar) for every event object in the collection."""
+        from caldav.elements import cdav, dav
+
+        with self.server.client() as client:
+            response = client.report(self.url, _ALL_QUERY, depth=1)
+            found = response.expand_simple_props(props=[dav.GetEtag(), cdav.CalendarData()])
+        return {href: (props[dav.GetEtag.tag],
+                       icalendar.Calendar.from_ical(props[cdav.CalendarData.tag]))
+                for href, props in found.items() if props.get(cdav.CalendarData.tag)}
+
+    def _absolute(self, href: str) -> str:
+        return self.server.base_url.rstrip("/") + href
+
+    def put_foreign(self, event: icalendar.Event) -> None:
+        cal = icalendar.Calendar()
+        cal.add("prodid", "-//user//their app//EN")
+        cal.add("version", "2.0")
+        cal.add_component(event)
+        name = hashlib.sha1(str(event["uid"]).encode()).hexdigest() + ".ics"
+        reply = self.http.put(self.url + name, data=cal.to_ical(),
+                              headers={"Content-Type": "text/calendar"})
+        assert reply.status_code in (201, 204), reply.status_code
+
+    def foreign_fingerprints(self) -> dict[str, str]:
+        out = {}
+        for _href, (etag, cal) in self.objects().items():
+            for event in cal.walk("VEVENT"):
+                if key_of(event) is None:
+                    out[str(event["uid"])] = etag
+        return out
+
+    def _find(self, key: str) -> tuple[str, str, icalendar.Calendar]:
+        for href, (etag, cal) in self.objects().items():
+            if any(key_of(e) == key for e in cal.walk("VEVENT")):
+                return href, etag, cal
+        raise KeyError(key)
+
+    def user_edit(self, key: str, **props: object) -> None:
+        href, etag, cal = self._find(key)
+        for event in cal.walk("VEVENT"):
+            for name, value in props.items():
+                prop = name.replace("_", "-")
+                if prop in event:
+                    del event[prop]
+                event.add(prop, value)
+        reply = self.http.put(self._absolute(href), data=cal.to_ical(),
+                              headers={"Content-Type": "text/calendar", "If-Match": etag})
+        assert reply.status_code in (201, 204), reply.status_code
+
+    def user_delete(self, key: str) -> None:
+        href, _etag, _cal = self._find(key)
+        assert self.http.delete(self._absolute(href)).status_code in (200, 204)
+
+    def all_events(self) -> list[icalendar.cal.Component]:
+        return [e for _etag, cal in self.objects().values() for e in cal.walk("VEVENT")]

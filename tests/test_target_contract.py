@@ -11,18 +11,20 @@ import pytest
 from daemon.identity import reminder_hash
 from daemon.model import Reminder
 from providers.base import AlreadyExists, NotFound, PreconditionFailed
-from tests.harness import IcsHarness, MemoryHarness, TargetHarness
+from tests.harness import CalDavHarness, IcsHarness, MemoryHarness, TargetHarness
 
 TZ = ZoneInfo("Europe/London")
 NOTE = "Client love for Acme Corp.\nLast conversation: «Café», naïve résumé; commas, semis;\n" + (
     "a long line " * 20)
 
 
-@pytest.fixture(params=["memory", "ics"])
+@pytest.fixture(params=["memory", "ics", "radicale", "xandikos"])
 def harness(request, tmp_path) -> TargetHarness:
     if request.param == "memory":
         return MemoryHarness()
-    return IcsHarness(tmp_path / "reminders.ics")
+    if request.param == "ics":
+        return IcsHarness(tmp_path / "reminders.ics")
+    return CalDavHarness(request.getfixturevalue(request.param))
 
 
 def make(key="acme-corp.1", day=date(2026, 11, 30), note=NOTE) -> Reminder:

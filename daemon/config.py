@@ -403,6 +403,61 @@ class IcsTargetConfig(_Model):
     name: Text = "Client love"
 
 
+class _DavAccount(_Model):
+    """Where a CalDAV server is and how to log in (the password stays in a credential)."""
+
+    url: str
+    username: str | None = None
+    credential: str | None = None
+    timeout: float = Field(default=30.0, gt=0)
+    verify_tls: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return IcsSourceConfig._url(value)  # type: ignore[return-value]
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str | None) -> str | None:
+        return None if value is None else _text(value)
+
+    @field_validator("credential")
+    @classmethod
+    def _credential(cls, value: str | None) -> str | None:
+        return IcsSourceConfig._credential(value)
+
+    @model_validator(mode="after")
+    def _login_pair(self) -> _DavAccount:
+        if self.credential and not self.username:
+            raise ValueError("a credential needs a username")
+        return self
+
+
+class CalDavSourceConfig(_DavAccount):
+    """A CalDAV calendar collection to read the history from."""
+
+    type: Literal["caldav"] = "caldav"
+    name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("name") is None:
+            derived = _derived_source_name(None, data.get("url"))
+            if derived:
+                data = {**data, "name": derived}
+        return data
+
+
+class CalDavTargetConfig(_DavAccount):
+    """The CalDAV calendar our reminders go to: a collection URL, or a server URL and the
+    display name of a calendar (made when missing)."""
+
+    type: Literal["caldav"] = "caldav"
+    calendar: str | None = None
+
+
 def _derived_source_name(path: Any, url: Any) -> str | None:
     """A readable, stable name for a source the config did not name.
 
@@ -465,8 +520,8 @@ def _tagged(kind: str, *models: type[_Model]) -> Any:
     return Annotated[inner, BeforeValidator(check)]
 
 
-SOURCE_MODELS: tuple[type[_Model], ...] = (IcsSourceConfig,)
-TARGET_MODELS: tuple[type[_Model], ...] = (IcsTargetConfig,)
+SOURCE_MODELS: tuple[type[_Model], ...] = (IcsSourceConfig, CalDavSourceConfig)
+TARGET_MODELS: tuple[type[_Model], ...] = (IcsTargetConfig, CalDavTargetConfig)
 SourceConfig = _tagged("source", *SOURCE_MODELS)
 TargetConfig = _tagged("target", *TARGET_MODELS)
 _SOURCE_TAGS = frozenset(m.model_fields["type"].annotation.__args__[0] for m in SOURCE_MODELS)

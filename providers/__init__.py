@@ -39,6 +39,12 @@ def build_source(cfg: Any) -> Source:
             timeout=cfg.timeout,
             verify_tls=cfg.verify_tls,
         )
+    if cfg.type == "caldav":
+        from providers.caldav import CalDavSource
+
+        return CalDavSource(cfg.name, cfg.url, username=cfg.username,
+                            secret=_secret_getter(cfg.credential), verify_tls=cfg.verify_tls,
+                            timeout=cfg.timeout)
     raise ValueError(f"unknown source type {cfg.type!r}")
 
 
@@ -47,4 +53,10 @@ def build_target(cfg: Any, *, stamp: Callable[[], datetime]) -> Target:
         from providers.ics import IcsTarget
 
         return IcsTarget(cfg.path, calendar_name=cfg.name, stamp=stamp)
+    if cfg.type == "caldav":
+        from providers.caldav import CalDavTarget
+
+        return CalDavTarget(cfg.url, calendar=cfg.calendar, username=cfg.username,
+                            secret=_secret_getter(cfg.credential), verify_tls=cfg.verify_tls,
+                            timeout=cfg.timeout, stamp=stamp, name="caldav-target")
     raise ValueError(f"unknown target type {cfg.type!r}")

@@ -22,9 +22,12 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import caldav
 import icalendar
+import niquests
 from caldav.elements import cdav, dav
 from caldav.elements.base import ValuedBaseElement
 from caldav.lib import error as dav_error
+from caldav.lib.url import URL
+from lxml import etree
 
 from daemon.icsread import read_calendar
 from daemon.identity import reminder_hash
@@ -64,6 +67,12 @@ class CTag(ValuedBaseElement):
     tag: ClassVar[str] = _CTAG
 
 
+#: What the network and the library raise for a remote's trouble (never our own bugs).
+FAULTS: tuple[type[BaseException], ...] = (
+    dav_error.DAVError, niquests.exceptions.RequestException, OSError, etree.LxmlError,
+)
+
+
 def _href(url: Any) -> str:
     """A server path, unquoted, as the one key for an object (servers quote ``@`` or not)."""
     return unquote(urlsplit(str(url)).path)
@@ -94,26 +103,25 @@ def _status_error(status: int, what: str, provider: str, retry_after: str | None
 def _translate(exc: BaseException, what: str, provider: str) -> ProviderError:
     """The caldav library's and the network's exceptions as our typed errors.
 
-    The library's messages carry the server's reply, never our password; we still keep
-    only the class and the status.
+    The library's messages carry the server's reply, never our password; we keep only
+    the class and the status anyway.
     """
     if isinstance(exc, ProviderError):
         return exc
+    if isinstance(exc, dav_error.RateLimitError):
+        return Transient(f"{what}: HTTP {exc.status or 429} (rate limited)", provider=provider,
+                         retry_after=exc.retry_after_seconds)
     if isinstance(exc, dav_error.DAVError):
-        reason = str(getattr(exc, "reason", "") or "")
-        status = 0
-        text = str(exc)
-        for code in (401, 403, 404, 409, 412, 429, 500, 502, 503, 504):
-            if str(code) in reason or f"{code} " in text[:200]:
-                status = code
-                break
-        if isinstance(exc, dav_error.NotFoundError):
+        status = exc.status
+        if status is None and isinstance(exc, dav_error.NotFoundError):
             status = 404
-        elif isinstance(exc, dav_error.AuthorizationError) and status == 0:
-            status = 401 if "401" in text or "Unauthorized" in text else 403
         err = _status_error(status, what, provider) if status else None
         return err or BadData(f"{what}: {type(exc).__name__}", provider=provider)
     return Transient(f"{what}: {type(exc).__name__}", provider=provider)
+
+
+class _Unsupported(Exception):
+    """The server does not do RFC 6578 sync-collection on this calendar."""
 
 
 class _Dav:
@@ -148,7 +156,7 @@ class _Dav:
             return fn()
         except ProviderError:
             raise
-        except Exception as exc:
+        except FAULTS as exc:
             raise _translate(exc, what, self.name) from None
 
     def calendar(self, url: str) -> caldav.Calendar:
@@ -219,15 +227,18 @@ class CalDavSource:
         try:
             result = calendar.get_objects_by_sync_token(
                 sync_token=token, load_objects=False, disable_fallback=True)
-        except dav_error.DAVError as exc:
-            conditions = [str(p) for p in (getattr(exc, "preconditions", None) or [])]
-            if token and any("valid-sync-token" in c for c in conditions):
-                raise CursorExpired("sync token no longer valid", provider=self.name) from None
-            if token and isinstance(exc, (dav_error.ReportError,)) and any(
-                    code in str(exc)[:300] for code in ("409", "412")):
-                raise CursorExpired("sync token refused", provider=self.name) from None
+        except dav_error.RateLimitError as exc:
             raise _translate(exc, f"sync {self.url}", self.name) from None
-        except Exception as exc:
+        except dav_error.DAVError as exc:
+            conditions = [str(p) for p in (exc.preconditions or [])]
+            if token and (any("valid-sync-token" in c for c in conditions)
+                          or exc.status in (403, 409, 412)):
+                # Radicale 403, Xandikos 412, others 409: all mean "read in full"
+                raise CursorExpired("sync token no longer valid", provider=self.name) from None
+            if exc.status in (400, 403, 405, 415, 501) and not token:
+                raise _Unsupported(str(exc.status)) from None
+            raise _translate(exc, f"sync {self.url}", self.name) from None
+        except FAULTS as exc:
             raise _translate(exc, f"sync {self.url}", self.name) from None
         deleted = {_href(u) for u in (getattr(result, "deleted_urls", None) or ())}
         changed = {_href(o.url) for o in result.objects} - deleted
@@ -238,7 +249,8 @@ class CalDavSource:
         wanted = sorted(hrefs)
         out: list[tuple[str, str | None]] = []
         for start in range(0, len(wanted), MULTIGET_CHUNK):
-            chunk = [urljoin(self.url, quote(h)) for h in wanted[start:start + MULTIGET_CHUNK]]
+            chunk = [URL.objectify(urljoin(self.url, quote(h)))
+                     for h in wanted[start:start + MULTIGET_CHUNK]]
             objects = self._dav.call(f"multiget {self.url}",
                                      lambda c=chunk: calendar.calendar_multiget(c))
             out.extend((_href(o.url), o.data) for o in objects)
@@ -264,7 +276,7 @@ class CalDavSource:
         if self.use_sync:
             try:
                 token, changed, _ = self._sync(None)
-            except (BadData, CursorExpired):
+            except _Unsupported:
                 log.info("%s: no sync-collection support, using calendar-query", self.name)
                 self.use_sync = False
             else:

@@ -265,6 +265,65 @@ def discover(ctx: click.Context, limit: int) -> None:
     _finish(ctx, report)
 
 
+@cli.group()
+def auth() -> None:
+    """Store the secrets the config names (in the system keyring)."""
+
+
+@auth.command("caldav")
+@click.argument("credential")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.pass_context
+def auth_caldav(ctx: click.Context, credential: str, password_stdin: bool) -> None:
+    """Ask for a CalDAV password (no echo) and store it as CREDENTIAL in the keyring.
+
+    When the config can be read, every CalDAV source or target naming CREDENTIAL is then
+    tried with it.
+    """
+    from daemon.credentials import CredentialError, is_plain_name, store_secret
+
+    if not is_plain_name(credential):
+        raise click.BadParameter("a plain name, like work-dav", param_hint="CREDENTIAL")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt(f"Password for {credential}", hide_input=True,
+                                confirmation_prompt=True)
+    if not password:
+        raise click.UsageError("an empty password was not stored")
+    try:
+        store_secret(credential, password)
+    except CredentialError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        ctx.exit(EX_FAILED)
+    click.echo(f"stored credential {credential!r} in the system keyring")
+    _check_logins(ctx, credential)
+
+
+def _check_logins(ctx: click.Context, credential: str) -> None:
+    """Try each CalDAV entry of the config that names ``credential`` (best effort)."""
+    from providers.base import ProviderError
+
+    try:
+        config = load_config(find_config_path(ctx.obj.config_path))
+    except (ConfigError, OSError):
+        return
+    entries = [*config.sources, config.target]
+    for entry in entries:
+        if getattr(entry, "type", "") != "caldav" or entry.credential != credential:
+            continue
+        label = getattr(entry, "name", None) or "target"
+        try:
+            if entry in config.sources:
+                build_source(entry).changes(None, read_scope(config, datetime.now(UTC).date()))
+            else:
+                build_target(entry, stamp=lambda: datetime.now(UTC)).list_ours()
+        except ProviderError as exc:
+            click.echo(f"{label}: login failed: {exc}", err=True)
+            ctx.exit(EX_FAILED)
+        click.echo(f"{label}: login OK")
+
+
 def main() -> None:
     cli(prog_name="clientlove")
 

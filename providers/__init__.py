@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from providers.base import Source, Target
+from providers.base import AuthError, Source, Target
 
 
 def _secret_getter(credential: str | None) -> Callable[[], str] | None:
@@ -19,9 +19,12 @@ def _secret_getter(credential: str | None) -> Callable[[], str] | None:
         return None
 
     def get() -> str:
-        from daemon.credentials import resolve_secret
+        from daemon.credentials import CredentialError, resolve_secret
 
-        return resolve_secret(credential).reveal()
+        try:
+            return resolve_secret(credential).reveal()
+        except CredentialError as exc:
+            raise AuthError(str(exc)) from None
 
     return get
 

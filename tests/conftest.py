@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import keyring
 import pytest
 
+from tests.keyrings import MemoryKeyring
 from tests.servers import DavServer, start_server
 
 
@@ -35,3 +37,13 @@ def xandikos(tmp_path_factory) -> Iterator[DavServer]:
 def dav_server(request) -> DavServer:
     """Each CalDAV test runs against both servers."""
     return request.getfixturevalue(request.param)
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    """An in-memory keyring installed for the test, the previous one restored after."""
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)

@@ -274,3 +274,35 @@ def test_server_without_sync_falls_back_to_query_and_ctag(dav_server: DavServer)
                                 "jane.doe@acme.example"))
     changed = source.changes(unchanged.cursor, scope)
     assert changed.full and sorted(e.uid for e in changed.upserted) == ["q1", "q2"]
+
+
+def test_target_calendar_found_by_name_or_made(dav_server: DavServer, tmp_path: Path):
+    from providers.caldav import CalDavTarget
+
+    name = f"Client love {tmp_path.name[-6:]}"
+    target = CalDavTarget(dav_server.base_url, calendar=name, username=dav_server.username,
+                          secret=lambda: dav_server.password, stamp=lambda: datetime.now(TZ))
+    assert target.list_ours() == []
+    made = target.collection
+    again = CalDavTarget(dav_server.base_url, calendar=name, username=dav_server.username,
+                         secret=lambda: dav_server.password, stamp=lambda: datetime.now(TZ))
+    assert again.collection == made, "found by its display name, not made twice"
+
+
+def test_auth_caldav_stores_the_password_and_checks_the_login(
+        radicale_auth: DavServer, memory_keyring, tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    url = CalDavHarness(radicale_auth).url
+    config = {"timezone": "UTC", "state_path": str(tmp_path / "s.sqlite"),
+              "sources": [{"type": "caldav", "name": "work", "url": url, "username": "me",
+                           "credential": "work-dav"}],
+              "target": {"type": "ics", "path": "out.ics"}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    args = ["--config", str(tmp_path / "c.yaml"), "auth", "caldav", "work-dav",
+            "--password-stdin"]
+    good = CliRunner().invoke(cli, args, input="s3cret-pa55\n")
+    assert good.exit_code == 0, good.output
+    assert "work: login OK" in good.output and "s3cret" not in good.output
+    assert memory_keyring.passwords[("clientlove", "work-dav")] == "s3cret-pa55"
+    bad = CliRunner().invoke(cli, args, input="wrong\n")
+    assert bad.exit_code == 1 and "login failed" in bad.output and "wrong" not in bad.output

@@ -19,27 +19,9 @@ from daemon.credentials import (
     resolve_secret,
     store_secret,
 )
+from tests.keyrings import MemoryKeyring
 
 SECRET = "s3cr3t-Pa55word"
-
-
-class MemoryKeyring(KeyringBackend):
-    """A keyring that lives in a dict, so tests never touch the machine's keyring."""
-
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.passwords: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.passwords.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.passwords[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.passwords.pop((service, username), None)
 
 
 class NoKeyring(KeyringBackend):
@@ -62,16 +44,6 @@ class ChattyKeyring(MemoryKeyring):
 
     def set_password(self, service: str, username: str, password: str) -> None:
         raise RuntimeError(f"D-Bus said no to {password}")
-
-
-@pytest.fixture
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    """An in-memory keyring installed for the test, the previous one restored after."""
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(previous)
 
 
 @pytest.fixture

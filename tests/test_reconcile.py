@@ -133,7 +133,7 @@ def test_nothing_wanted_nothing_there():
     assert reconcile({"Acme Corp": None}, {}) == []
 
 
-# -- keys and skips ---------------------------------------------------------------------------------
+# -- keys and skips ------------------------------------------------------------------------
 
 def test_next_key_reuses_pending_else_never_reuses():
     pending = [remote(reminder("acme-corp.4"))]

@@ -6,7 +6,8 @@ content hash are written and read one way only. Never an ORGANIZER or ATTENDEE.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import lru_cache
 
 import icalendar
 
@@ -43,9 +44,34 @@ def to_vevent(reminder: Reminder, stamp: datetime, sequence: int = 0) -> icalend
 def to_calendar_text(reminder: Reminder, stamp: datetime, sequence: int = 0) -> bytes:
     """A whole VCALENDAR holding one reminder and its VTIMEZONE (a CalDAV object body)."""
     cal = new_calendar()
+    zone = vtimezone(reminder.start.tzinfo, reminder.start.year)
+    if zone is not None:
+        cal.add_component(zone)
     cal.add_component(to_vevent(reminder, stamp, sequence))
-    cal.add_missing_timezones()
     return cal.to_ical()
+
+
+@lru_cache(maxsize=64)
+def vtimezone(tz: tzinfo | None, year: int) -> icalendar.Timezone | None:
+    """A VTIMEZONE for ``tz`` covering the years around ``year``, made once.
+
+    The default range (1970 to 2038) lists every transition and costs more than the rest
+    of the event; a reminder only needs its own year's rules.
+    """
+    tzid = getattr(tz, "key", None)
+    if not tzid or tzid == "UTC":
+        return None
+    return icalendar.Timezone.from_tzid(tzid, first_date=date(year - 1, 1, 1),
+                                        last_date=date(year + 2, 1, 1))
+
+
+def add_timezones(cal: icalendar.Calendar) -> None:
+    """Describe every zone the calendar's events use, over the years they span."""
+    years = [c["dtstart"].dt.year for c in cal.walk("VEVENT") if c.get("dtstart") is not None]
+    if not years:
+        return
+    cal.add_missing_timezones(first_date=date(min(years) - 1, 1, 1),
+                              last_date=date(max(years) + 2, 1, 1))
 
 
 def new_calendar(name: str | None = None) -> icalendar.Calendar:

@@ -25,7 +25,7 @@ import requests
 
 from daemon.icsread import read_calendar
 from daemon.model import ChangeSet, ReadScope, Reminder, RemoteReminder
-from daemon.reminder_ical import from_vevent, key_of, new_calendar, to_vevent
+from daemon.reminder_ical import add_timezones, from_vevent, key_of, new_calendar, to_vevent
 from providers.base import (
     AlreadyExists,
     AuthError,
@@ -269,7 +269,7 @@ class IcsTarget:
         for component in self._foreign:
             cal.add_component(component)
         with contextlib.suppress(Exception):  # a zone icalendar cannot describe stays a TZID
-            cal.add_missing_timezones()
+            add_timezones(cal)
         return cal.to_ical()
 
     def flush(self) -> None:

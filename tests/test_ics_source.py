@@ -20,11 +20,11 @@ from providers.ics import IcsSource
 
 TZ = ZoneInfo("Europe/London")
 BODY = (
-    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\n"
-    "BEGIN:VEVENT\r\nUID:m1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260105T100000Z\r\n"
-    "SUMMARY:Acme review\r\nATTENDEE:mailto:jane.doe@acme.example\r\nEND:VEVENT\r\n"
-    "END:VCALENDAR\r\n"
-).encode()
+    b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\n"
+    b"BEGIN:VEVENT\r\nUID:m1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260105T100000Z\r\n"
+    b"SUMMARY:Acme review\r\nATTENDEE:mailto:jane.doe@acme.example\r\nEND:VEVENT\r\n"
+    b"END:VCALENDAR\r\n"
+)
 
 
 def scope(needles=("acme.example",)) -> ReadScope:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, tzinfo
 
-from daemon.model import Event, Interaction, PartStat
+from daemon.model import Event, Interaction, NeedleKinds, PartStat
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -45,9 +45,29 @@ def needles(clients: Iterable[ClientSpec]) -> tuple[str, ...]:
     found: set[str] = set()
     for client in clients:
         found.update(e.lower() for e in client.emails)
-        found.update(d.lower() for d in client.domains)
-        found.update(k.lower() for k in client.keywords)
+        found.update(d.lower().lstrip("@") for d in client.domains)
+        found.update(k.strip().lower() for k in client.keywords if k.strip())
     return tuple(sorted(found))
+
+
+def needle_kinds(clients: Iterable[ClientSpec]) -> NeedleKinds:
+    """The needles sorted as :class:`Matcher` uses them, so the prefilter can match tokens
+    the same way instead of scanning for every needle."""
+    emails: set[str] = set()
+    domains: set[str] = set()
+    words: set[str] = set()
+    phrases: set[str] = set()
+    for client in clients:
+        emails.update(e.lower() for e in client.emails)
+        domains.update(d.lower().lstrip("@") for d in client.domains)
+        for keyword in client.keywords:
+            kw = keyword.strip().lower()
+            if _WORD.fullmatch(kw):
+                words.add(kw)
+            elif kw:
+                phrases.add(kw)
+    return NeedleKinds(frozenset(emails), frozenset(domains), frozenset(words),
+                       tuple(sorted(phrases)))
 
 
 class Matcher:

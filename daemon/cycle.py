@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from daemon.attribution import ClientSpec, Matcher, attribute, needles, reminder_interactions
+from daemon.attribution import (
+    ClientSpec,
+    Matcher,
+    attribute,
+    needle_kinds,
+    needles,
+    reminder_interactions,
+)
 from daemon.counter import CounterRule
 from daemon.identity import parse_key, reminder_hash, slug
 from daemon.model import ReadScope, Reminder, RemoteReminder, StoredReminder
@@ -100,6 +107,7 @@ def counter_rule(config: Any) -> CounterRule:
 def read_scope(config: Any, today: date, *, prefilter: bool = True) -> ReadScope:
     """The window worth reading, rounded to whole months so a cached read stays valid."""
     tz = config.tz
+    specs = client_specs(config)
     start_day = config.history_window.before(today).replace(day=1)
     ahead = config.counter.max.after(today) + timedelta(days=62)
     end_day = (ahead.replace(day=1) + timedelta(days=32)).replace(day=1)
@@ -107,8 +115,9 @@ def read_scope(config: Any, today: date, *, prefilter: bool = True) -> ReadScope
         start=datetime.combine(start_day, time(0), tzinfo=tz),
         end=datetime.combine(end_day, time(0), tzinfo=tz),
         tz=tz,
-        needles=needles(client_specs(config)),
+        needles=needles(specs),
         prefilter=prefilter,
+        kinds=needle_kinds(specs),
     )
 
 

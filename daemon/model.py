@@ -182,6 +182,16 @@ class Skip:
     key: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class NeedleKinds:
+    """Client needles sorted the way attribution matches them."""
+
+    emails: frozenset[str] = frozenset()
+    domains: frozenset[str] = frozenset()
+    words: frozenset[str] = frozenset()
+    phrases: tuple[str, ...] = ()
+
+
 @dataclass(slots=True)
 class ReadScope:
     """What a source needs to read only what can matter.
@@ -197,6 +207,10 @@ class ReadScope:
     needles: tuple[str, ...] = ()
     prefilter: bool = True
     warnings: list[str] = field(default_factory=list)
+    #: The same needles by kind, when the caller knows them (see ``attribution.needle_kinds``):
+    #: addresses and domains are then looked up as tokens, single words against the block's
+    #: words, and only phrases need a substring scan.
+    kinds: NeedleKinds | None = None
 
     def fingerprint(self) -> dict[str, str]:
         """What a cached read depends on besides the bytes: the needles and the window."""

@@ -1039,7 +1039,8 @@ def test_every_problem_is_reported_at_once(minimal_data: dict[str, Any]) -> None
     ]
     message = str(caught.value)
     assert message.startswith("invalid configuration (26 problems):\n")
-    assert "  sources[1].type: unknown source type 'exchange' (known: ics, caldav)" in message.splitlines()
+    expected = "  sources[1].type: unknown source type 'exchange' (known: ics, caldav)"
+    assert expected in message.splitlines()
 
 
 def test_unknown_keys_at_every_depth(problems_of: Callable[..., list[str]]) -> None:

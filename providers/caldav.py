@@ -5,10 +5,11 @@ then one ``calendar-multiget`` for what changed. An expired token (403/409/412, 
 the server) means a full read. A server without sync support is read with a time-range
 ``calendar-query`` over the window, its ctag deciding whether anything changed.
 
-Target: our reminders are listed with one ``calendar-query`` filtering on
-``X-CLIENTLOVE-KEY``; creates are ``PUT`` with ``If-None-Match: *``, updates and deletes carry
-``If-Match``. The href of every object comes from the server, never from the UID. We send no
-ORGANIZER or ATTENDEE, so no scheduling server ever invites anyone.
+Target: our reminders are listed with one ``calendar-query`` filtering on our UID namespace
+(``…@clientlove``; the marks are checked again on our side); creates are ``PUT`` with
+``If-None-Match: *``, updates and deletes carry ``If-Match``. The href of every object comes
+from the server, never from the UID. We send no ORGANIZER or ATTENDEE, so no scheduling server
+ever invites anyone.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from lxml import etree
 
 from daemon.icsread import read_calendar
 from daemon.identity import reminder_hash
-from daemon.model import ChangeSet, Event, ReadScope, Reminder, RemoteReminder
-from daemon.reminder_ical import KEY_PROP, from_vevent, key_of, to_calendar_text
+from daemon.model import UID_DOMAIN, ChangeSet, Event, ReadScope, Reminder, RemoteReminder
+from daemon.reminder_ical import from_vevent, key_of, to_calendar_text
 from providers.base import (
     AlreadyExists,
     AuthError,
@@ -54,7 +55,9 @@ _OURS_QUERY = f"""<?xml version="1.0" encoding="utf-8"?>
 <C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
   <D:prop><D:getetag/><C:calendar-data/></D:prop>
   <C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">
-    <C:prop-filter name="{KEY_PROP}"/>
+    <C:prop-filter name="UID">
+      <C:text-match collation="i;octet">@{UID_DOMAIN}</C:text-match>
+    </C:prop-filter>
   </C:comp-filter></C:comp-filter></C:filter>
 </C:calendar-query>"""
 

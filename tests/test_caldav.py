@@ -306,3 +306,23 @@ def test_auth_caldav_stores_the_password_and_checks_the_login(
     assert memory_keyring.passwords[("clientlove", "work-dav")] == "s3cret-pa55"
     bad = CliRunner().invoke(cli, args, input="wrong\n")
     assert bad.exit_code == 1 and "login failed" in bad.output and "wrong" not in bad.output
+
+
+def test_broken_event_on_the_server_is_skipped_with_a_warning(xandikos: DavServer):
+    """Xandikos stores what Radicale would refuse: the reader skips it, naming href and UID."""
+    harness = CalDavHarness(xandikos)
+    harness.put_foreign(meeting("good", datetime(2026, 11, 2, 9, 0, tzinfo=TZ), "Acme",
+                                "jane.doe@acme.example"))
+    broken = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//x//EN\r\nBEGIN:VEVENT\r\n"
+              "UID:broken-1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20261399T100000Z\r\n"
+              "SUMMARY:Acme\r\nATTENDEE:mailto:jane.doe@acme.example\r\nEND:VEVENT\r\n"
+              "END:VCALENDAR\r\n")
+    reply = harness.http.put(harness.url + "broken.ics", data=broken,
+                             headers={"Content-Type": "text/calendar"})
+    assert reply.status_code == 201
+    scope = ReadScope(datetime(2026, 1, 1, tzinfo=TZ), datetime(2027, 6, 1, tzinfo=TZ), TZ,
+                      needles=("acme.example",))
+    found = CalDavSource("work", harness.url).changes(None, scope)
+    assert [e.uid for e in found.upserted] == ["good"]
+    (warning,) = scope.warnings
+    assert "work" in warning and "broken-1" in warning and "broken.ics" in warning

@@ -169,7 +169,6 @@ class IcsTarget:
         self._stamp = stamp
         self._loaded = False
         self._dirty = False
-        self._header: list[tuple[str, object]] = []
         self._timezones: list[icalendar.cal.Component] = []
         self._foreign: list[icalendar.cal.Component] = []
         self._ours: dict[str, icalendar.cal.Component] = {}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import replace
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
@@ -20,6 +19,7 @@ from icalendar.timezone import tzp
 
 from daemon.icsread import DESCRIPTION_LIMIT, read_calendar
 from daemon.model import Event, PartStat, ReadScope
+from tests.compare import event_key
 
 # The corpus holds vendor-prefixed TZIDs on purpose; icalendar says it guessed them.
 pytestmark = pytest.mark.filterwarnings("ignore::icalendar.error.GloballyUniqueTZIDGuessed")
@@ -74,16 +74,6 @@ def read(name: str, zone: str, prefilter: bool, needles: tuple[str, ...] = ()):
     return tuple(events), tuple(scope.warnings)
 
 
-def key(event: Event) -> tuple:
-    """Every field, and the start as instant, wall time and offset.
-
-    Not ``event`` itself: two reads build two tzinfo objects for one VTIMEZONE, and Python
-    calls times in a DST fold unequal across tzinfo objects even when they are the same.
-    """
-    start = event.start
-    if isinstance(start, datetime):
-        return (replace(event, start=date.min), start.astimezone(UTC), start.isoformat())
-    return (event,)
 
 
 def assert_sane(event: Event, name: str, zone: str) -> None:
@@ -119,7 +109,7 @@ def test_reads_without_crash_and_paths_agree(name, zone):
         assert_sane(event, name, zone)
     assert all(w.startswith(f"{name}: ") for w in full_warnings)
     # no needles: the fast path filters by date only, and 1990..2040 keeps everything
-    assert [key(e) for e in fast] == [key(e) for e in full]
+    assert [event_key(e) for e in fast] == [event_key(e) for e in full]
     assert len({e.ident for e in full}) == len(full) or _duplicates_explained(full)
 
 
@@ -157,6 +147,6 @@ def test_fast_path_keeps_every_group_that_names_a_needle(name):
         return any(needle in text for needle in needles)
 
     uids = {e.uid for e in full if named(e)}
-    got = Counter(key(e) for e in fast)
-    assert got - Counter(key(e) for e in full) == Counter()  # nothing invented
-    assert Counter(key(e) for e in full if e.uid in uids) - got == Counter()  # nothing lost
+    got = Counter(event_key(e) for e in fast)
+    assert got - Counter(event_key(e) for e in full) == Counter()  # nothing invented
+    assert Counter(event_key(e) for e in full if e.uid in uids) - got == Counter()  # nothing lost

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,6 +17,7 @@ from icalendar.timezone import tzp
 
 from daemon.icsread import DESCRIPTION_LIMIT, iter_vevent_blocks, read_calendar
 from daemon.model import Attendee, Event, PartStat, ReadScope
+from tests.compare import event_key
 
 DATA = Path(__file__).parent / "data"
 FIXTURES = sorted(path.name for path in DATA.glob("*.ics"))
@@ -466,16 +466,6 @@ def test_naive_window_is_a_programming_error():
 # --- the fast path ---------------------------------------------------------------------------
 
 
-def _key(event: Event) -> tuple:
-    """Every field, and the start as instant, wall time and offset.
-
-    Not ``event`` itself: two reads build two tzinfo objects for one VTIMEZONE, and Python
-    calls times in a DST fold unequal across tzinfo objects even when they are the same.
-    """
-    start = event.start
-    if isinstance(start, datetime):
-        return (replace(event, start=date.min), start.astimezone(UTC), start.isoformat())
-    return (event,)
 
 
 def _words(events: list[Event]) -> list[str]:
@@ -507,9 +497,9 @@ def _assert_fast_matches_full(data: bytes, tz, start, end, needles: tuple[str, .
         return not needles or any(needle in text for needle in needles)
 
     uids = {event.uid for event in full if named(event)}
-    expected = Counter(_key(event) for event in full if event.uid in uids)
-    got = Counter(_key(event) for event in fast)
-    assert got - Counter(_key(event) for event in full) == Counter()  # nothing invented
+    expected = Counter(event_key(event) for event in full if event.uid in uids)
+    got = Counter(event_key(event) for event in fast)
+    assert got - Counter(event_key(event) for event in full) == Counter()  # nothing invented
     assert expected - got == Counter()  # nothing lost that names a needle
 
 
@@ -526,7 +516,7 @@ def test_fast_path_equals_full_path_on_fixtures(name, tz):
             _assert_fast_matches_full(data, tz, start, end, needles)
     every_uid = tuple(sorted({e.uid.lower() for e in everything}))
     fast_all = fresh_read(data, scope(tz=tz, needles=every_uid, prefilter=True))
-    assert [_key(e) for e in fast_all] == [_key(e) for e in everything]
+    assert [event_key(e) for e in fast_all] == [event_key(e) for e in everything]
 
 
 def test_custom_vtimezone_reaches_the_fast_path():
@@ -608,7 +598,7 @@ def test_windows_zones_reach_the_fast_path():
         full, _ = read(name)
         fast, _ = read(name, needles=("globex", "initech"), prefilter=True)
         assert fast
-        assert [_key(e) for e in fast] == [_key(e) for e in full if e in fast]
+        assert [event_key(e) for e in fast] == [event_key(e) for e in full if e in fast]
 
 
 def test_prefilter_does_not_parse_what_cannot_matter():

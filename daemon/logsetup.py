@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 
 _PRIORITY = {
@@ -33,6 +34,24 @@ def under_journald(stream=None) -> bool:
     return stat.st_dev == device and stat.st_ino == inode
 
 
+_SECRETS = re.compile(
+    r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?(?:basic|bearer)\s+)[^\s'\",}]+"
+    r"|((?:access_token|refresh_token|client_secret|password)['\"]?\s*[:=]\s*['\"]?)"
+    r"[^\s'\",&}]+"
+)
+
+
+class RedactSecrets(logging.Filter):
+    """Masks credentials a library might put in a message (auth headers, tokens)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = _SECRETS.sub(lambda m: (m.group(1) or m.group(2)) + "***", message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
 class JournalFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         prio = _PRIORITY.get(record.levelno, 6)
@@ -53,7 +72,11 @@ def setup_logging(verbosity: int = 0, stream=None) -> None:
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
+    handler.addFilter(RedactSecrets())
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("urllib3", "requests", "charset_normalizer"):
+    for noisy in ("urllib3", "requests", "charset_normalizer", "niquests"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # the libraries dump request headers and whole calendars at debug: never ours to print
+    for chatty in ("caldav", "googleapiclient", "google", "google_auth_oauthlib"):
+        logging.getLogger(chatty).setLevel(max(level, logging.INFO))

@@ -126,7 +126,7 @@ class Matcher:
             return set()
         declined: dict[str, bool] = {}
         for attendee in event.attendees:
-            if attendee.email in self.me:
+            if attendee.is_me or attendee.email in self.me:
                 if attendee.partstat is PartStat.DECLINED:
                     return set()
                 continue
@@ -227,7 +227,7 @@ def discover(
     for event in events:
         if event.cancelled or event.clientlove_key:
             continue
-        addresses = [a.email for a in event.attendees]
+        addresses = [a.email for a in event.attendees if not a.is_me]
         if event.organizer:
             addresses.append(event.organizer)
         day = event.local_date(tz)

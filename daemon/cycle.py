@@ -10,6 +10,8 @@ keys are derived, not random.
 from __future__ import annotations
 
 import logging
+import random
+import time as clock
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +41,9 @@ from providers.base import (
     ProviderError,
     Source,
     Target,
+    Transient,
+    Write,
+    WriteResult,
 )
 
 log = logging.getLogger("clientlove.cycle")
@@ -344,6 +349,41 @@ def run_cycle(
     return report
 
 
+def apply_writes(
+    target: Target,
+    writes: list[Write],
+    backoff: Backoff,
+    sleep: Callable[[float], None] = clock.sleep,
+) -> list[WriteResult]:
+    """Send the writes (in the target's batches); re-queue the transient failures only.
+
+    A batch whose parts failed with 429/5xx is not sent again whole: only those parts wait
+    (the longest ``Retry-After`` among them, else backoff with jitter) and go again.
+    """
+    results: list[WriteResult] = [None] * len(writes)
+    pending = list(range(len(writes)))
+    rng = random.Random()
+    for attempt in range(backoff.attempts):
+        if not pending:
+            break
+        try:
+            answers = target.apply([writes[i] for i in pending])
+        except ProviderError as exc:  # the whole batch failed (the connection, say)
+            answers = [exc] * len(pending)
+        again: list[int] = []
+        waits: list[float] = []
+        for index, answer in zip(pending, answers, strict=True):
+            results[index] = answer
+            if isinstance(answer, Transient) and attempt + 1 < backoff.attempts:
+                again.append(index)
+                if answer.retry_after is not None:
+                    waits.append(answer.retry_after)
+        if again:
+            sleep(backoff.delay(attempt, max(waits) if waits else None, rng))
+        pending = again
+    return results
+
+
 def _execute(
     report: CycleReport,
     state: State,
@@ -353,36 +393,37 @@ def _execute(
     stored: dict[str, StoredReminder],
 ) -> None:
     """Perform the writes, then flush, then record them in the state."""
-    done: list[tuple[Action, RemoteReminder | None]] = []
+    writing: list[Action] = []
     for action in report.actions:
-        if not action.writes:
-            held = action.current
-            if held is not None and (action.key not in stored
-                                     or stored[action.key].etag != held.etag):
-                state.save_reminder(StoredReminder(
-                    action.key, action.client, held.ref, day_of(held.start, tz), held.etag,
-                    held.stored_hash))
+        if action.writes:
+            writing.append(action)
             continue
-        try:
-            if action.kind is Kind.CREATE:
-                assert action.reminder is not None
-                result = with_retry(lambda a=action: target.create(a.reminder), backoff)
-            elif action.kind is Kind.UPDATE:
-                assert action.reminder is not None and action.current is not None
-                result = with_retry(
-                    lambda a=action: target.update(a.current, a.reminder), backoff)
+        held = action.current
+        if held is not None and (action.key not in stored
+                                 or stored[action.key].etag != held.etag):
+            state.save_reminder(StoredReminder(
+                action.key, action.client, held.ref, day_of(held.start, tz), held.etag,
+                held.stored_hash))
+    writes = [Write(a.kind.value, a.reminder, a.current) for a in writing]
+    results = apply_writes(target, writes, backoff)
+    done: list[tuple[Action, RemoteReminder | None]] = []
+    for action, result in zip(writing, results, strict=True):
+        if isinstance(result, AlreadyExists):
+            if result.gone and action.reminder is not None:
+                log.info("%s was deleted by the user earlier: skipped", action.key)
+                state.drop_reminder(action.key, tombstone=StoredReminder(
+                    action.key, action.client, "", day_of(action.reminder.start, tz)))
             else:
-                assert action.current is not None
-                with_retry(lambda a=action: target.delete(a.current), backoff)
-                result = None
-        except AlreadyExists:
-            log.info("%s already exists on the target: left for the next cycle", action.key)
+                log.info("%s already exists on the target: left for the next cycle",
+                         action.key)
             continue
-        except (PreconditionFailed, NotFound) as exc:
-            log.info("%s changed on the target meanwhile (%s): the user wins", action.key, exc)
+        if isinstance(result, (PreconditionFailed, NotFound)):
+            log.info("%s changed on the target meanwhile (%s): the user wins", action.key,
+                     result)
             continue
-        except ProviderError as exc:
-            report.errors.append(f"target {target.name}: {action.kind.value} {action.key}: {exc}")
+        if isinstance(result, ProviderError):
+            report.errors.append(
+                f"target {target.name}: {action.kind.value} {action.key}: {result}")
             continue
         done.append((action, result))
     try:

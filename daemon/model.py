@@ -44,6 +44,8 @@ class Attendee:
 
     email: str
     partstat: PartStat = PartStat.NEEDS_ACTION
+    #: the calendar says this attendee is the user (Google's ``self``), whatever the address
+    is_me: bool = False
 
 
 @dataclass(frozen=True, slots=True)

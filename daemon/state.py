@@ -50,7 +50,7 @@ def _event_to_json(event: Event) -> str:
         [
             event.uid, event.start.isoformat(), isinstance(event.start, datetime),
             event.summary, event.description, list(event.categories), event.cancelled,
-            event.organizer, [[a.email, a.partstat.value] for a in event.attendees],
+            event.organizer, [[a.email, a.partstat.value, a.is_me] for a in event.attendees],
             event.occurrence, event.clientlove_key,
         ],
         ensure_ascii=False,
@@ -69,7 +69,8 @@ def _event_from_json(source: str, text: str) -> Event:
         categories=tuple(categories),
         cancelled=cancelled,
         organizer=organizer,
-        attendees=tuple(Attendee(e, PartStat.parse(p)) for e, p in attendees),
+        attendees=tuple(Attendee(a[0], PartStat.parse(a[1]), bool(a[2:3] and a[2]))
+                        for a in attendees),
         occurrence=occurrence,
         clientlove_key=key,
     )

@@ -17,8 +17,10 @@ Target
     past and pending, with the ref and etag for conditional writes. ``create`` must fail
     with :class:`AlreadyExists` when the key or ref exists (never overwrite);
     ``update``/``delete`` must fail with :class:`PreconditionFailed` when the etag is stale
-    and :class:`NotFound` when the event is gone. ``flush`` makes the writes durable (the
-    ICS target writes its file atomically there) and is a no-op when nothing changed.
+    and :class:`NotFound` when the event is gone. ``apply`` performs a list of such writes
+    and reports one result or error for each (Google sends them in batches).
+    ``flush`` makes the writes durable (the ICS target writes its file atomically there)
+    and is a no-op when nothing changed.
 """
 
 from __future__ import annotations
@@ -55,7 +57,15 @@ class PreconditionFailed(ProviderError):
 
 
 class AlreadyExists(ProviderError):
-    """A conditional create found the key (or ref) already taken."""
+    """A conditional create found the key (or ref) already taken.
+
+    ``gone`` means the key is taken by an event the user deleted (Google keeps deleted ids):
+    the engine must treat it as skipped and never try that key again.
+    """
+
+    def __init__(self, message: str, *, provider: str = "", gone: bool = False) -> None:
+        super().__init__(message, provider=provider)
+        self.gone = gone
 
 
 class NotFound(ProviderError):
@@ -83,6 +93,43 @@ class TargetLimits:
     batch_size: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One write of a cycle: ``create`` needs ``reminder``, ``update`` both, ``delete``
+    ``current``."""
+
+    kind: str
+    reminder: Reminder | None = None
+    current: RemoteReminder | None = None
+
+
+#: What ``apply`` reports for one write: the event as written, None for a delete, or the error.
+WriteResult = RemoteReminder | ProviderError | None
+
+
+class SequentialWrites:
+    """``apply`` for targets without batches: one write after the other."""
+
+    def apply(self, writes: list[Write]) -> list[WriteResult]:
+        results: list[WriteResult] = []
+        for write in writes:
+            try:
+                if write.kind == "create":
+                    assert write.reminder is not None
+                    results.append(self.create(write.reminder))  # type: ignore[attr-defined]
+                elif write.kind == "update":
+                    assert write.reminder is not None and write.current is not None
+                    results.append(
+                        self.update(write.current, write.reminder))  # type: ignore[attr-defined]
+                else:
+                    assert write.current is not None
+                    self.delete(write.current)  # type: ignore[attr-defined]
+                    results.append(None)
+            except ProviderError as exc:
+                results.append(exc)
+        return results
+
+
 @runtime_checkable
 class Source(Protocol):
     """A calendar the history is read from (see the module docstring)."""
@@ -106,5 +153,10 @@ class Target(Protocol):
     def update(self, current: RemoteReminder, reminder: Reminder) -> RemoteReminder: ...
 
     def delete(self, current: RemoteReminder) -> None: ...
+
+    def apply(self, writes: list[Write]) -> list[WriteResult]:
+        """Perform several writes (in batches where the calendar has them); one result each,
+        in order. Errors are returned, not raised, so one failed part never hides the rest."""
+        ...
 
     def flush(self) -> None: ...

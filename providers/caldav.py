@@ -42,6 +42,7 @@ from providers.base import (
     NotFound,
     PreconditionFailed,
     ProviderError,
+    SequentialWrites,
     TargetLimits,
     Transient,
 )
@@ -306,7 +307,7 @@ class CalDavSource:
                          cursor=self._cursor(scope, mode="query", ctag=ctag))
 
 
-class CalDavTarget:
+class CalDavTarget(SequentialWrites):
     """Our reminders in a calendar collection (created with MKCALENDAR when missing)."""
 
     limits = TargetLimits(max_alarms=99, batch_size=1)

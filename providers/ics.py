@@ -33,6 +33,7 @@ from providers.base import (
     NotFound,
     PreconditionFailed,
     ProviderError,
+    SequentialWrites,
     TargetLimits,
     Transient,
 )
@@ -148,7 +149,7 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-class IcsTarget:
+class IcsTarget(SequentialWrites):
     """Our reminders in an ``.ics`` file, beside whatever else the file holds."""
 
     limits = TargetLimits(max_alarms=99, batch_size=1)

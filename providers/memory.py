@@ -16,7 +16,13 @@ import icalendar
 
 from daemon.model import ChangeSet, Event, ReadScope, Reminder, RemoteReminder
 from daemon.reminder_ical import from_vevent, to_vevent
-from providers.base import AlreadyExists, NotFound, PreconditionFailed, TargetLimits
+from providers.base import (
+    AlreadyExists,
+    NotFound,
+    PreconditionFailed,
+    SequentialWrites,
+    TargetLimits,
+)
 
 
 class MemorySource:
@@ -40,7 +46,7 @@ class MemorySource:
         return ChangeSet(upserted=tuple(self.events), full=True, cursor=version)
 
 
-class MemoryTarget:
+class MemoryTarget(SequentialWrites):
     """A dictionary of VEVENTs keyed by UID, with etags that change on every write."""
 
     limits = TargetLimits(max_alarms=5, batch_size=1)

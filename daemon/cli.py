@@ -118,7 +118,7 @@ def _cycle(
     now: datetime = ctx.obj.now
     with _state(ctx, config) as state:
         sources = [build_source(s) for s in config.sources]
-        target = build_target(config.target, stamp=lambda: now)
+        target = build_target(config.target, stamp=lambda: now, tz=config.tz)
         progress = _progress()
         if progress is None:
             report = run_cycle(config, state, sources, target, now, dry_run=dry_run,
@@ -317,7 +317,7 @@ def _check_logins(ctx: click.Context, credential: str) -> None:
             if entry in config.sources:
                 build_source(entry).changes(None, read_scope(config, datetime.now(UTC).date()))
             else:
-                build_target(entry, stamp=lambda: datetime.now(UTC)).list_ours()
+                build_target(entry, stamp=lambda: datetime.now(UTC), tz=config.tz).list_ours()
         except ProviderError as exc:
             click.echo(f"{label}: login failed: {exc}", err=True)
             ctx.exit(EX_FAILED)

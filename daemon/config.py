@@ -458,6 +458,49 @@ class CalDavTargetConfig(_DavAccount):
     calendar: str | None = None
 
 
+class _GoogleAccount(_Model):
+    """A Google account: the credential holds the authorized-user JSON, never the config."""
+
+    credential: str
+    api_base: str = "https://www.googleapis.com"
+    timeout: float = Field(default=30.0, gt=0)
+
+    @field_validator("credential")
+    @classmethod
+    def _credential(cls, value: str) -> str:
+        checked = IcsSourceConfig._credential(value)
+        assert checked is not None
+        return checked
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base(cls, value: str) -> str:
+        return str(IcsSourceConfig._url(value)).rstrip("/")
+
+
+class GoogleSourceConfig(_GoogleAccount):
+    """A Google calendar to read the history from (``primary`` or a calendar id)."""
+
+    type: Literal["google"] = "google"
+    name: str | None = None
+    calendar: Text = "primary"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("name") is None:
+            data = {**data, "name": f"google-{data.get('calendar') or 'primary'}"}
+        return data
+
+
+class GoogleTargetConfig(_GoogleAccount):
+    """The Google calendar our reminders go to: an id, ``primary``, or a name (made when
+    missing)."""
+
+    type: Literal["google"] = "google"
+    calendar: Text = "Client love"
+
+
 def _derived_source_name(path: Any, url: Any) -> str | None:
     """A readable, stable name for a source the config did not name.
 
@@ -520,8 +563,10 @@ def _tagged(kind: str, *models: type[_Model]) -> Any:
     return Annotated[inner, BeforeValidator(check)]
 
 
-SOURCE_MODELS: tuple[type[_Model], ...] = (IcsSourceConfig, CalDavSourceConfig)
-TARGET_MODELS: tuple[type[_Model], ...] = (IcsTargetConfig, CalDavTargetConfig)
+SOURCE_MODELS: tuple[type[_Model], ...] = (IcsSourceConfig, CalDavSourceConfig,
+                                           GoogleSourceConfig)
+TARGET_MODELS: tuple[type[_Model], ...] = (IcsTargetConfig, CalDavTargetConfig,
+                                           GoogleTargetConfig)
 SourceConfig = _tagged("source", *SOURCE_MODELS)
 TargetConfig = _tagged("target", *TARGET_MODELS)
 _SOURCE_TAGS = frozenset(m.model_fields["type"].annotation.__args__[0] for m in SOURCE_MODELS)

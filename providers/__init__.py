@@ -29,6 +29,26 @@ def _secret_getter(credential: str | None) -> Callable[[], str] | None:
     return get
 
 
+def _google_api(cfg: Any, name: str) -> Any:
+    """The signed-in API client for a Google entry; refreshed tokens go back to the keyring
+    (a systemd credential is read-only, so there the token is simply refreshed each run)."""
+    import os
+    from pathlib import Path
+
+    from providers.google import GoogleApi
+
+    def save(text: str) -> None:
+        folder = os.environ.get("CREDENTIALS_DIRECTORY")
+        if folder and (Path(folder) / cfg.credential).exists():
+            return
+        from daemon.credentials import store_secret
+
+        store_secret(cfg.credential, text)
+
+    return GoogleApi(name, credentials_json=_secret_getter(cfg.credential), save=save,
+                     api_base=cfg.api_base, timeout=cfg.timeout)
+
+
 def build_source(cfg: Any) -> Source:
     if cfg.type == "ics":
         from providers.ics import IcsSource
@@ -48,10 +68,14 @@ def build_source(cfg: Any) -> Source:
         return CalDavSource(cfg.name, cfg.url, username=cfg.username,
                             secret=_secret_getter(cfg.credential), verify_tls=cfg.verify_tls,
                             timeout=cfg.timeout)
+    if cfg.type == "google":
+        from providers.google import GoogleSource
+
+        return GoogleSource(cfg.name, cfg.calendar, _google_api(cfg, cfg.name))
     raise ValueError(f"unknown source type {cfg.type!r}")
 
 
-def build_target(cfg: Any, *, stamp: Callable[[], datetime]) -> Target:
+def build_target(cfg: Any, *, stamp: Callable[[], datetime], tz: Any = None) -> Target:
     if cfg.type == "ics":
         from providers.ics import IcsTarget
 
@@ -62,4 +86,9 @@ def build_target(cfg: Any, *, stamp: Callable[[], datetime]) -> Target:
         return CalDavTarget(cfg.url, calendar=cfg.calendar, username=cfg.username,
                             secret=_secret_getter(cfg.credential), verify_tls=cfg.verify_tls,
                             timeout=cfg.timeout, stamp=stamp, name="caldav-target")
+    if cfg.type == "google":
+        from providers.google import GoogleTarget
+
+        return GoogleTarget(cfg.calendar, _google_api(cfg, "google-target"), tz=tz,
+                            name="google-target")
     raise ValueError(f"unknown target type {cfg.type!r}")

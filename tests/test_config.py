@@ -334,11 +334,11 @@ def test_url_source_with_login(parse: Callable[..., Config]) -> None:
         ({"type": "ics", "path": "a.ics", "name": " "}, "sources[0].name: must not be empty"),
         (
             {"type": "exchange", "server": "x"},
-            "sources[0].type: unknown source type 'exchange' (known: ics, caldav)",
+            "sources[0].type: unknown source type 'exchange' (known: ics, caldav, google)",
         ),
-        ({"type": 3}, "sources[0].type: unknown source type 3 (known: ics, caldav)"),
-        ({"path": "a.ics"}, "sources[0].type: required (known: ics, caldav)"),
-        ("calendar.ics", "sources[0]: must be a mapping with a type (known: ics, caldav)"),
+        ({"type": 3}, "sources[0].type: unknown source type 3 (known: ics, caldav, google)"),
+        ({"path": "a.ics"}, "sources[0].type: required (known: ics, caldav, google)"),
+        ("calendar.ics", "sources[0]: must be a mapping with a type (known: ics, caldav, google)"),
         ({"type": "ics", "path": "a.ics", "bogus": 1}, "sources[0].bogus: unknown key"),
     ],
 )
@@ -392,14 +392,15 @@ def test_target(parse: Callable[..., Config]) -> None:
     ("target", "problem"),
     [
         ({"type": "ics"}, "target.path: required"),
+        ({"type": "google", "calendar": "x"}, "target.credential: required"),
         (
-            {"type": "google", "calendar": "x"},
-            "target.type: unknown target type 'google' (known: ics, caldav)",
+            {"type": "exchange", "calendar": "x"},
+            "target.type: unknown target type 'exchange' (known: ics, caldav, google)",
         ),
-        ({"path": "x.ics"}, "target.type: required (known: ics, caldav)"),
+        ({"path": "x.ics"}, "target.type: required (known: ics, caldav, google)"),
         ({"type": "ics", "path": "x.ics", "name": ""}, "target.name: must not be empty"),
         ({"type": "ics", "path": "x.ics", "color": "red"}, "target.color: unknown key"),
-        (["x.ics"], "target: must be a mapping with a type (known: ics, caldav)"),
+        (["x.ics"], "target: must be a mapping with a type (known: ics, caldav, google)"),
     ],
 )
 def test_target_problems(problems_of: Callable[..., list[str]], target: Any, problem: str) -> None:
@@ -1012,7 +1013,7 @@ def test_every_problem_is_reported_at_once(minimal_data: dict[str, Any]) -> None
         "timezone: unknown time zone 'Mars/Base'",
         "me[0]: not an email address",
         "sources[0]: give exactly one of path or url",
-        "sources[1].type: unknown source type 'exchange' (known: ics, caldav)",
+        "sources[1].type: unknown source type 'exchange' (known: ics, caldav, google)",
         "sources[2].refresh: unknown key",
         "target.path: required",
         "counter.base: must be whole days or weeks (like 7d or P1W)",
@@ -1039,7 +1040,7 @@ def test_every_problem_is_reported_at_once(minimal_data: dict[str, Any]) -> None
     ]
     message = str(caught.value)
     assert message.startswith("invalid configuration (26 problems):\n")
-    expected = "  sources[1].type: unknown source type 'exchange' (known: ics, caldav)"
+    expected = "  sources[1].type: unknown source type 'exchange' (known: ics, caldav, google)"
     assert expected in message.splitlines()
 
 

@@ -1,0 +1,523 @@
+"""Google Calendar through the REST API v3 (``google-api-python-client``), not Google's CalDAV.
+
+Source: ``events.list`` with ``singleEvents`` and explicit ``eventTypes``; the first read is a
+full sync bounded by ``timeMin`` (as Google's sync guide shows), then incremental with the
+stored ``nextSyncToken``; 410 means drop the token and the cached events and sync in full.
+
+Target: our events carry a client-chosen ``id`` (base32hex of the key) and
+``extendedProperties.private`` (a marker, the key and the content hash), one popup reminder,
+``transparency: transparent``, no attendees, and every write says ``sendUpdates=none``. They
+are listed with the ``privateExtendedProperty`` filter; writes go in batches of up to 50,
+updates and deletes carry ``If-Match``. A 409 on insert means the id exists: if the user
+deleted that event, the deletion is respected and the id never used again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from daemon.identity import content_hash, google_id, parse_key, reminder_hash
+from daemon.model import (
+    Attendee,
+    ChangeSet,
+    Event,
+    NeedleKinds,
+    PartStat,
+    ReadScope,
+    Reminder,
+    RemoteReminder,
+)
+from providers.base import (
+    AlreadyExists,
+    AuthError,
+    BadData,
+    CursorExpired,
+    NotFound,
+    PreconditionFailed,
+    ProviderError,
+    TargetLimits,
+    Transient,
+    Write,
+    WriteResult,
+)
+
+log = logging.getLogger("clientlove.google")
+
+#: Least privilege: events (read the history, write ours), the calendar list (find a calendar
+#: by name), and calendars this app creates (the "Client love" calendar).
+SCOPES = [
+    "https://www.googleapis.com/auth/calendar.events",
+    "https://www.googleapis.com/auth/calendar.calendarlist.readonly",
+    "https://www.googleapis.com/auth/calendar.app.created",
+]
+DEFAULT_API_BASE = "https://www.googleapis.com"
+BATCH_SIZE = 50
+PAGE_SIZE = 2500
+EVENT_TYPES = ["default"]
+MARKER = "clientlove"
+KEY_FIELD = "clientloveKey"
+HASH_FIELD = "clientloveHash"
+RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
+_WORDS = re.compile(r"\w+")
+_PARTSTAT = {"accepted": PartStat.ACCEPTED, "declined": PartStat.DECLINED,
+             "tentative": PartStat.TENTATIVE, "needsAction": PartStat.NEEDS_ACTION}
+
+
+def _reason(exc: Any) -> str:
+    try:
+        body = json.loads(exc.content.decode("utf-8", "replace"))
+        errors = body.get("error", {}).get("errors") or [{}]
+        return str(errors[0].get("reason") or body.get("error", {}).get("status") or "")
+    except (ValueError, AttributeError, TypeError):
+        return ""
+
+
+def translate(exc: BaseException, what: str, provider: str) -> ProviderError:
+    """googleapiclient's, google-auth's and the network's exceptions as our typed errors."""
+    from google.auth.exceptions import RefreshError, TransportError
+    from googleapiclient.errors import HttpError
+
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, RefreshError):
+        return AuthError(f"{what}: Google refused the stored sign-in (revoked or expired); run "
+                         "`clientlove auth google` again", provider=provider)
+    if isinstance(exc, HttpError):
+        status = int(exc.resp.status)
+        reason = _reason(exc)
+        retry = exc.resp.get("retry-after")
+        try:
+            retry_after = float(retry) if retry else None
+        except ValueError:
+            retry_after = None
+        text = f"{what}: HTTP {status}{f' {reason}' if reason else ''}"
+        if status == 429 or status >= 500 or (status == 403 and reason in RATE_REASONS):
+            if reason == "quotaExceeded" and retry_after is None:
+                retry_after = 60.0
+            return Transient(text, provider=provider, retry_after=retry_after)
+        if status == 401:
+            return AuthError(f"{text}: sign in again with `clientlove auth google`",
+                             provider=provider)
+        if status == 403:
+            return AuthError(text, provider=provider)
+        if status in (404, 410):
+            return NotFound(text, provider=provider)
+        if status == 409:
+            return AlreadyExists(text, provider=provider)
+        if status == 412:
+            return PreconditionFailed(text, provider=provider)
+        return BadData(text, provider=provider)
+    network = isinstance(exc, (TransportError, OSError, socket.timeout))
+    if network or type(exc).__module__.startswith("httplib2"):
+        return Transient(f"{what}: {type(exc).__name__}", provider=provider)
+    raise exc
+
+
+class GoogleApi:
+    """One signed-in API client, made on first use; refreshed tokens are stored back."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        credentials_json: Callable[[], str],
+        save: Callable[[str], None] | None = None,
+        api_base: str = DEFAULT_API_BASE,
+        timeout: float = 30.0,
+    ) -> None:
+        self.name = name
+        self._load = credentials_json
+        self._save = save
+        self.api_base = api_base.rstrip("/")
+        self.timeout = timeout
+        self._service: Any = None
+        self._creds: Any = None
+        self._token: str | None = None
+
+    @property
+    def service(self) -> Any:
+        if self._service is None:
+            import google_auth_httplib2
+            import httplib2
+            from google.oauth2.credentials import Credentials
+            from googleapiclient.discovery import build
+
+            try:
+                info = json.loads(self._load())
+                creds = Credentials.from_authorized_user_info(info, info.get("scopes"))
+            except (ValueError, KeyError) as exc:
+                raise AuthError(f"the stored Google sign-in is not readable ({type(exc).__name__});"
+                                " run `clientlove auth google` again", provider=self.name) from None
+            self._creds, self._token = creds, creds.token
+            http = google_auth_httplib2.AuthorizedHttp(
+                creds, http=httplib2.Http(timeout=self.timeout))
+            self._service = build(
+                "calendar", "v3", http=http, static_discovery=True, cache_discovery=False,
+                client_options={"api_endpoint": f"{self.api_base}/calendar/v3/"})
+        return self._service
+
+    def execute(self, request: Any, what: str) -> Any:
+        try:
+            result = request.execute(num_retries=0)
+        except Exception as exc:
+            raise translate(exc, what, self.name) from None
+        self.store_refreshed()
+        return result
+
+    def batch(self, callback: Callable[[str, Any, Any], None]) -> Any:
+        from googleapiclient.http import BatchHttpRequest
+
+        return BatchHttpRequest(callback=callback,
+                                batch_uri=f"{self.api_base}/batch/calendar/v3")
+
+    def run_batch(self, batch: Any, what: str) -> None:
+        try:
+            batch.execute(http=self.service._http)
+        except Exception as exc:
+            raise translate(exc, what, self.name) from None
+        self.store_refreshed()
+
+    def store_refreshed(self) -> None:
+        """Keep a refreshed access token for the next run (best effort)."""
+        creds = self._creds
+        if creds is None or self._save is None or creds.token == self._token:
+            return
+        self._token = creds.token
+        try:
+            self._save(creds.to_json())
+        except Exception as exc:
+            log.warning("%s: could not store the refreshed sign-in: %s", self.name,
+                        type(exc).__name__)
+
+
+def _when(value: dict[str, Any] | None, tz: Any) -> date | datetime | None:
+    if not value:
+        return None
+    if "dateTime" in value:
+        moment = datetime.fromisoformat(value["dateTime"].replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            zone = value.get("timeZone")
+            moment = moment.replace(tzinfo=ZoneInfo(zone) if zone else tz)
+        return moment
+    if "date" in value:
+        return date.fromisoformat(value["date"])
+    return None
+
+
+def event_from_google(item: dict[str, Any], source: str, tz: Any) -> Event | None:
+    """Our plain event for one Google event resource (``None`` when it has no start)."""
+    start = _when(item.get("start"), tz)
+    if start is None:
+        return None
+    organizer = item.get("organizer") or {}
+    attendees = tuple(
+        Attendee(str(a.get("email", "")).lower(),
+                 _PARTSTAT.get(a.get("responseStatus", ""), PartStat.OTHER),
+                 bool(a.get("self")))
+        for a in item.get("attendees") or () if a.get("email"))
+    private = (item.get("extendedProperties") or {}).get("private") or {}
+    return Event(
+        source=source,
+        uid=str(item["id"]),
+        start=start,
+        summary=str(item.get("summary") or ""),
+        description=str(item.get("description") or "")[:2000],
+        cancelled=item.get("status") == "cancelled",
+        organizer=None if organizer.get("self") or not organizer.get("email")
+        else str(organizer["email"]).lower(),
+        attendees=attendees,
+        clientlove_key=private.get(KEY_FIELD),
+    )
+
+
+def could_name_client(event: Event, kinds: NeedleKinds | None) -> bool:
+    """A cheap superset of attribution: does anything in the event touch a needle?"""
+    if kinds is None or event.clientlove_key:
+        return True
+    for email in [a.email for a in event.attendees] + [event.organizer or ""]:
+        if email in kinds.emails:
+            return True
+        labels = email.rpartition("@")[2].split(".")
+        if any(".".join(labels[i:]) in kinds.domains for i in range(len(labels) - 1)):
+            return True
+    title = event.summary.lower()
+    if kinds.words and not kinds.words.isdisjoint(_WORDS.findall(title)):
+        return True
+    if any(phrase in title for phrase in kinds.phrases):
+        return True
+    # beyond ASCII, case rules differ (the Turkish dotted I): keep it, attribution decides
+    return bool(kinds.phrases) and not title.isascii()
+
+
+class GoogleSource:
+    """History read from one Google calendar."""
+
+    def __init__(self, name: str, calendar: str, api: GoogleApi) -> None:
+        self.name = name
+        self.calendar = calendar
+        self.api = api
+
+    def _list(self, **params: Any) -> tuple[list[dict[str, Any]], str | None]:
+        events = self.api.service.events()
+        items: list[dict[str, Any]] = []
+        page: str | None = None
+        while True:
+            request = events.list(calendarId=self.calendar, maxResults=PAGE_SIZE,
+                                  singleEvents=True, eventTypes=EVENT_TYPES, pageToken=page,
+                                  **params)
+            try:
+                reply = self.api.execute(request, f"list {self.calendar}")
+            except NotFound as exc:
+                if params.get("syncToken") and "410" in str(exc):
+                    raise CursorExpired("sync token expired", provider=self.name) from None
+                raise
+            items.extend(reply.get("items") or ())
+            page = reply.get("nextPageToken")
+            if not page:
+                return items, reply.get("nextSyncToken")
+
+    def changes(self, cursor: str | None, scope: ReadScope) -> ChangeSet:
+        previous: dict[str, Any] = {}
+        if cursor:
+            try:
+                previous = json.loads(cursor)
+            except ValueError:
+                previous = {}
+        if previous.get("token") and scope.served_by(previous):
+            try:
+                items, token = self._list(syncToken=previous["token"])
+            except CursorExpired:
+                log.info("%s: sync token expired, syncing in full", self.name)
+            else:
+                changed = [str(i["id"]) for i in items]
+                events = self._events(items, scope, skip_cancelled=True)
+                return ChangeSet(upserted=tuple(events), deleted=tuple(changed),
+                                 cursor=self._cursor(scope, token))
+        items, token = self._list(timeMin=scope.start.isoformat())
+        events = self._events(items, scope, skip_cancelled=True)
+        return ChangeSet(upserted=tuple(events), full=True, cursor=self._cursor(scope, token))
+
+    def _events(self, items: Iterable[dict[str, Any]], scope: ReadScope,
+                skip_cancelled: bool) -> list[Event]:
+        out = []
+        for item in items:
+            if skip_cancelled and item.get("status") == "cancelled":
+                continue
+            try:
+                event = event_from_google(item, self.name, scope.tz)
+            except (ValueError, KeyError, TypeError) as exc:
+                scope.warnings.append(f"{self.name}: skipped event {item.get('id', '?')}: "
+                                      f"{type(exc).__name__}")
+                continue
+            if event is None:
+                scope.warnings.append(f"{self.name}: skipped event {item.get('id', '?')}: "
+                                      "no start")
+                continue
+            if scope.prefilter and not could_name_client(event, scope.kinds):
+                continue
+            out.append(event)
+        return out
+
+    def _cursor(self, scope: ReadScope, token: str | None) -> str:
+        return json.dumps({**scope.fingerprint(), "token": token}, sort_keys=True)
+
+
+class GoogleTarget:
+    """Our reminders in a Google calendar (made when a name is given and missing)."""
+
+    limits = TargetLimits(max_alarms=5, max_alarm_before=timedelta(minutes=40320),
+                          batch_size=BATCH_SIZE)
+
+    def __init__(self, calendar: str, api: GoogleApi, *, tz: Any,
+                 name: str = "google-target") -> None:
+        self.name = name
+        self.calendar = calendar
+        self.api = api
+        self.tz = tz
+        self._id: str | None = None
+
+    @property
+    def calendar_id(self) -> str:
+        if self._id is None:
+            self._id = self._find()
+        return self._id
+
+    def _find(self) -> str:
+        wanted = self.calendar
+        if wanted == "primary" or "@" in wanted:
+            return wanted
+        service = self.api.service
+        page = None
+        while True:
+            reply = self.api.execute(service.calendarList().list(pageToken=page),
+                                     "calendar list")
+            for entry in reply.get("items") or ():
+                if entry.get("summary") == wanted:
+                    return str(entry["id"])
+            page = reply.get("nextPageToken")
+            if not page:
+                break
+        log.info("%s: making calendar %r", self.name, wanted)
+        made = self.api.execute(service.calendars().insert(
+            body={"summary": wanted, "timeZone": getattr(self.tz, "key", "UTC")}),
+            f"make calendar {wanted}")
+        return str(made["id"])
+
+    # -- reading ------------------------------------------------------------------------------
+    def list_ours(self) -> list[RemoteReminder]:
+        events = self.api.service.events()
+        out: list[RemoteReminder] = []
+        page = None
+        while True:
+            request = events.list(calendarId=self.calendar_id, maxResults=PAGE_SIZE,
+                                  privateExtendedProperty=f"{MARKER}=1", pageToken=page)
+            reply = self.api.execute(request, f"list ours in {self.calendar}")
+            for item in reply.get("items") or ():
+                remote = self._remote(item)
+                if remote is not None:
+                    out.append(remote)
+            page = reply.get("nextPageToken")
+            if not page:
+                return out
+
+    def _remote(self, item: dict[str, Any]) -> RemoteReminder | None:
+        private = (item.get("extendedProperties") or {}).get("private") or {}
+        key = private.get(KEY_FIELD)
+        if item.get("status") == "cancelled" or not key or parse_key(key) is None:
+            return None
+        start = _when(item.get("start"), self.tz)
+        if start is None:
+            return None
+        end = _when(item.get("end"), self.tz)
+        overrides = (item.get("reminders") or {}).get("overrides") or []
+        popups = [o for o in overrides if o.get("method") == "popup"]
+        alarm = timedelta(minutes=int(popups[0]["minutes"])) if popups else None
+        summary = str(item.get("summary") or "")
+        description = str(item.get("description") or "")
+        return RemoteReminder(
+            key=key, ref=str(item["id"]), start=start, summary=summary,
+            description=description, etag=item.get("etag"),
+            stored_hash=private.get(HASH_FIELD),
+            content_hash=content_hash(summary, start, end, description, alarm),
+        )
+
+    # -- writing ------------------------------------------------------------------------------
+    def body(self, reminder: Reminder) -> dict[str, Any]:
+        zone = getattr(reminder.start.tzinfo, "key", None)
+        minutes = int(reminder.alarm_before.total_seconds() // 60)
+
+        def when(moment: datetime) -> dict[str, str]:
+            return {"dateTime": moment.isoformat(), **({"timeZone": zone} if zone else {})}
+
+        return {
+            "id": google_id(reminder.key),
+            "summary": reminder.summary,
+            "description": reminder.description,
+            "start": when(reminder.start),
+            "end": when(reminder.end),
+            "transparency": "transparent",
+            "visibility": "private",
+            "reminders": {"useDefault": False,
+                          "overrides": [{"method": "popup", "minutes": minutes}]},
+            "extendedProperties": {"private": {MARKER: "1", KEY_FIELD: reminder.key,
+                                               HASH_FIELD: reminder_hash(reminder)}},
+        }
+
+    def _request(self, write: Write) -> Any:
+        events = self.api.service.events()
+        if write.kind == "create":
+            assert write.reminder is not None
+            return events.insert(calendarId=self.calendar_id, body=self.body(write.reminder),
+                                 sendUpdates="none")
+        assert write.current is not None
+        if write.kind == "update":
+            assert write.reminder is not None
+            request = events.update(calendarId=self.calendar_id, eventId=write.current.ref,
+                                    body=self.body(write.reminder), sendUpdates="none")
+        else:
+            request = events.delete(calendarId=self.calendar_id, eventId=write.current.ref,
+                                    sendUpdates="none")
+        if write.current.etag:
+            request.headers["If-Match"] = write.current.etag
+        return request
+
+    def apply(self, writes: list[Write]) -> list[WriteResult]:
+        results: list[WriteResult] = [None] * len(writes)
+        for start in range(0, len(writes), BATCH_SIZE):
+            chunk = list(range(start, min(start + BATCH_SIZE, len(writes))))
+
+            def done(request_id: str, response: Any, exception: Any) -> None:
+                index = int(request_id)
+                write = writes[index]
+                what = f"{write.kind} {(write.reminder or write.current).key}"  # type: ignore[union-attr]
+                if exception is not None:
+                    try:
+                        results[index] = translate(exception, what, self.name)
+                    except Exception as exc:
+                        results[index] = BadData(f"{what}: {type(exc).__name__}",
+                                                 provider=self.name)
+                elif write.kind == "delete":
+                    results[index] = None
+                else:
+                    results[index] = self._remote(response) or BadData(
+                        f"{what}: unreadable answer", provider=self.name)
+
+            batch = self.api.batch(done)
+            for index in chunk:
+                batch.add(self._request(writes[index]), request_id=str(index))
+            try:
+                self.api.run_batch(batch, f"batch of {len(chunk)} writes")
+            except ProviderError as exc:
+                for index in chunk:
+                    results[index] = exc
+        for index, result in enumerate(results):
+            if isinstance(result, AlreadyExists) and writes[index].kind == "create":
+                results[index] = self._existing(writes[index])
+            elif isinstance(result, AuthError) and writes[index].kind != "create" and \
+                    "403" in str(result):
+                # updating an event the user deleted may answer 403: it is gone
+                results[index] = NotFound(str(result), provider=self.name)
+        return results
+
+    def _existing(self, write: Write) -> AlreadyExists:
+        """A 409 on insert: is the id held by a live event, or one the user deleted?"""
+        assert write.reminder is not None
+        event_id = google_id(write.reminder.key)
+        try:
+            item = self.api.execute(self.api.service.events().get(
+                calendarId=self.calendar_id, eventId=event_id), f"get {write.reminder.key}")
+        except ProviderError:
+            return AlreadyExists(f"{write.reminder.key} exists", provider=self.name)
+        gone = item.get("status") == "cancelled"
+        note = " (deleted by the user)" if gone else ""
+        return AlreadyExists(f"{write.reminder.key} exists{note}", provider=self.name,
+                             gone=gone)
+
+    def _one(self, write: Write) -> WriteResult:
+        (result,) = self.apply([write])
+        if isinstance(result, ProviderError):
+            raise result
+        return result
+
+    def create(self, reminder: Reminder) -> RemoteReminder:
+        result = self._one(Write("create", reminder))
+        assert isinstance(result, RemoteReminder)
+        return result
+
+    def update(self, current: RemoteReminder, reminder: Reminder) -> RemoteReminder:
+        result = self._one(Write("update", reminder, current))
+        assert isinstance(result, RemoteReminder)
+        return result
+
+    def delete(self, current: RemoteReminder) -> None:
+        self._one(Write("delete", None, current))
+
+    def flush(self) -> None:
+        return None

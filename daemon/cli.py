@@ -300,6 +300,62 @@ def auth_caldav(ctx: click.Context, credential: str, password_stdin: bool) -> No
     _check_logins(ctx, credential)
 
 
+@auth.command("google")
+@click.option("--client-secrets", "secrets_file", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The OAuth client (Desktop app) JSON from the Google Cloud console.")
+@click.option("--credential", required=True, help="The name the config gives this sign-in.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the sign-in to this file (mode 0600, for systemd LoadCredential=) "
+                   "instead of the keyring.")
+@click.pass_context
+def auth_google(ctx: click.Context, secrets_file: Path, credential: str,
+                output: Path | None) -> None:
+    """Sign in to Google (installed-app flow) and store the authorized-user JSON.
+
+    Prints a URL to open in any browser; works on a headless machine when the browser's
+    machine can reach this one's loopback (an SSH tunnel), as Google's installed-app flow
+    requires.
+    """
+    from google_auth_oauthlib.flow import InstalledAppFlow
+
+    from daemon.credentials import CredentialError, is_plain_name, store_secret
+    from providers.google import SCOPES
+
+    if not is_plain_name(credential):
+        raise click.BadParameter("a plain name, like google-me", param_hint="--credential")
+    try:
+        flow = InstalledAppFlow.from_client_secrets_file(str(secrets_file), scopes=SCOPES)
+    except ValueError as exc:
+        raise click.BadParameter(f"not an OAuth client file: {exc}",
+                                 param_hint="--client-secrets") from None
+    creds = flow.run_local_server(
+        open_browser=False, port=0,
+        authorization_prompt_message="Open this URL in a browser to sign in: {url}",
+        success_message="Signed in: you can close this tab and go back to clientlove.")
+    text = creds.to_json()
+    if output is not None:
+        write_private(output, text)
+        click.echo(f"wrote the sign-in to {output} (mode 0600); point LoadCredential= at it")
+        return
+    try:
+        store_secret(credential, text)
+    except CredentialError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        ctx.exit(EX_FAILED)
+    click.echo(f"stored the Google sign-in as credential {credential!r} in the system keyring")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a secret file readable by its owner only, never briefly readable by others."""
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+
+
 def _check_logins(ctx: click.Context, credential: str) -> None:
     """Try each CalDAV entry of the config that names ``credential`` (best effort)."""
     from providers.base import ProviderError

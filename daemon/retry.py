@@ -17,7 +17,7 @@ T = TypeVar("T")
 class Backoff:
     """``attempts`` tries in all; waits grow from ``base`` seconds, at most ``cap``."""
 
-    attempts: int = 4
+    attempts: int = 6
     base: float = 0.5
     cap: float = 30.0
 

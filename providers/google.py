@@ -120,6 +120,29 @@ def translate(exc: BaseException, what: str, provider: str) -> ProviderError:
     raise exc
 
 
+def credentials_from_json(text: str) -> Any:
+    """google-auth credentials from the authorized-user JSON of ``Credentials.to_json()``.
+
+    Not ``Credentials.from_authorized_user_info``: it always replaces the ``token_uri`` with
+    Google's own, and the token endpoint must come from the credential.
+    """
+    from google.oauth2.credentials import Credentials
+
+    info = json.loads(text)
+    expiry = info.get("expiry")
+    scopes = info.get("scopes")
+    return Credentials(
+        token=info.get("token"),
+        refresh_token=info["refresh_token"],
+        token_uri=info.get("token_uri") or "https://oauth2.googleapis.com/token",
+        client_id=info["client_id"],
+        client_secret=info["client_secret"],
+        scopes=scopes.split() if isinstance(scopes, str) else scopes,
+        expiry=datetime.strptime(expiry.rstrip("Z").split(".")[0], "%Y-%m-%dT%H:%M:%S")
+        if expiry else None,
+    )
+
+
 class GoogleApi:
     """One signed-in API client, made on first use; refreshed tokens are stored back."""
 
@@ -146,13 +169,11 @@ class GoogleApi:
         if self._service is None:
             import google_auth_httplib2
             import httplib2
-            from google.oauth2.credentials import Credentials
             from googleapiclient.discovery import build
 
             try:
-                info = json.loads(self._load())
-                creds = Credentials.from_authorized_user_info(info, info.get("scopes"))
-            except (ValueError, KeyError) as exc:
+                creds = credentials_from_json(self._load())
+            except (ValueError, KeyError, TypeError) as exc:
                 raise AuthError(f"the stored Google sign-in is not readable ({type(exc).__name__});"
                                 " run `clientlove auth google` again", provider=self.name) from None
             self._creds, self._token = creds, creds.token

@@ -505,7 +505,22 @@ class GoogleTarget:
                     "403" in str(result):
                 # updating an event the user deleted may answer 403: it is gone
                 results[index] = NotFound(str(result), provider=self.name)
+            elif isinstance(result, PreconditionFailed) and self._deleted(writes[index]):
+                # a stale etag because the user deleted it: gone, not merely changed
+                results[index] = NotFound(f"{result} (deleted by the user)", provider=self.name)
         return results
+
+    def _deleted(self, write: Write) -> bool:
+        assert write.current is not None
+        try:
+            item = self.api.execute(self.api.service.events().get(
+                calendarId=self.calendar_id, eventId=write.current.ref),
+                f"get {write.current.key}")
+        except NotFound:
+            return True
+        except ProviderError:
+            return False
+        return item.get("status") == "cancelled"
 
     def _existing(self, write: Write) -> AlreadyExists:
         """A 409 on insert: is the id held by a live event, or one the user deleted?"""

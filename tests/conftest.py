@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import keyring
 import pytest
 
+from tests.google_server import FakeGoogleCalendar
 from tests.keyrings import MemoryKeyring
 from tests.servers import DavServer, start_server
 
@@ -47,3 +48,12 @@ def memory_keyring() -> Iterator[MemoryKeyring]:
     keyring.set_keyring(backend)
     yield backend
     keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def google_api() -> Iterator[FakeGoogleCalendar]:
+    """The local Calendar API server (a fresh one per test)."""
+    server = FakeGoogleCalendar(user="me@example.com", time_zone="Europe/London")
+    server.start()
+    yield server
+    server.stop()

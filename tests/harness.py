@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import icalendar
@@ -213,3 +213,88 @@ class CalDavHarness(TargetHarness):
 
     def all_events(self) -> list[icalendar.cal.Component]:
         return [e for _etag, cal in self.objects().values() for e in cal.walk("VEVENT")]
+
+
+class GoogleHarness(TargetHarness):
+    """A calendar on the local Calendar API server; the user acts on its data directly."""
+
+    name = "google"
+
+    def __init__(self, api, stamp: Callable[[], datetime] = lambda: STAMP) -> None:
+        import json
+        from zoneinfo import ZoneInfo
+
+        from providers.google import SCOPES, GoogleApi
+
+        self.api = api
+        self.calendar_id = api.add_calendar("Client love")
+        info = {"token": "t", "refresh_token": "r", "token_uri": f"{api.base_url}/token",
+                "client_id": "c", "client_secret": "s", "scopes": SCOPES}
+        self._client = lambda: GoogleApi("google-target", credentials_json=lambda: json.dumps(info),
+                                         api_base=api.base_url)
+        self.tz = ZoneInfo("Europe/London")
+
+    def target(self):
+        from providers.google import GoogleTarget
+
+        return GoogleTarget(self.calendar_id, self._client(), tz=self.tz)
+
+    def _id_of(self, key: str) -> str:
+        from daemon.identity import google_id
+
+        return google_id(key)
+
+    def put_foreign(self, event: icalendar.Event) -> None:
+        start = event["dtstart"].dt
+        self.api.add_event(self.calendar_id, {
+            "id": hashlib.sha1(str(event["uid"]).encode()).hexdigest()[:20].translate(
+                str.maketrans("wxyz", "0123")),
+            "summary": str(event.get("summary", "")),
+            "start": {"dateTime": start.isoformat()},
+            "end": {"dateTime": (start + timedelta(hours=1)).isoformat()},
+            "attendees": [{"email": "jane.doe@acme.example"}],
+        })
+
+    def foreign_fingerprints(self) -> dict[str, str]:
+        return {e["id"]: e["etag"] for e in self.api.events(self.calendar_id, True)
+                if "clientloveKey" not in ((e.get("extendedProperties") or {})
+                                           .get("private") or {})}
+
+    def user_edit(self, key: str, **props: object) -> None:
+        fields: dict[str, object] = {}
+        for name, value in props.items():
+            if name == "summary":
+                fields["summary"] = value
+            elif name in ("dtstart", "dtend"):
+                fields["start" if name == "dtstart" else "end"] = {
+                    "dateTime": value.isoformat()}  # type: ignore[attr-defined]
+        if "start" in fields and "end" not in fields:
+            start = props["dtstart"]
+            fields["end"] = {"dateTime": (start + timedelta(minutes=15)).isoformat()}  # type: ignore[operator]
+        self.api.user_edit(self.calendar_id, self._id_of(key), **fields)
+
+    def user_delete(self, key: str) -> None:
+        self.api.user_delete(self.calendar_id, self._id_of(key))
+
+    def all_events(self) -> list[icalendar.cal.Component]:
+        """Ours as VEVENT-like views: no attendee or organizer fields of ours, an alarm."""
+        out = []
+        for item in self.api.events(self.calendar_id):
+            event = icalendar.Event()
+            event.add("uid", item["id"])
+            if item.get("attendees"):
+                for attendee in item["attendees"]:
+                    event.add("attendee", f"mailto:{attendee['email']}")
+            if item.get("organizer") and not item["organizer"].get("self"):
+                event.add("organizer", f"mailto:{item['organizer']['email']}")
+            for override in (item.get("reminders") or {}).get("overrides") or []:
+                alarm = icalendar.Alarm()
+                alarm.add("action", "DISPLAY")
+                alarm.add("trigger", -timedelta(minutes=override["minutes"]))
+                event.add_component(alarm)
+            private = (item.get("extendedProperties") or {}).get("private") or {}
+            if private.get("clientloveKey"):
+                event.add("x-clientlove-key", private["clientloveKey"])
+                event["uid"] = f"{private['clientloveKey']}@clientlove"
+            out.append(event)
+        return out

@@ -11,19 +11,27 @@ import pytest
 from daemon.identity import reminder_hash
 from daemon.model import Reminder
 from providers.base import AlreadyExists, NotFound, PreconditionFailed
-from tests.harness import CalDavHarness, IcsHarness, MemoryHarness, TargetHarness
+from tests.harness import (
+    CalDavHarness,
+    GoogleHarness,
+    IcsHarness,
+    MemoryHarness,
+    TargetHarness,
+)
 
 TZ = ZoneInfo("Europe/London")
 NOTE = "Client love for Acme Corp.\nLast conversation: «Café», naïve résumé; commas, semis;\n" + (
     "a long line " * 20)
 
 
-@pytest.fixture(params=["memory", "ics", "radicale", "xandikos"])
+@pytest.fixture(params=["memory", "ics", "radicale", "xandikos", "google"])
 def harness(request, tmp_path) -> TargetHarness:
     if request.param == "memory":
         return MemoryHarness()
     if request.param == "ics":
         return IcsHarness(tmp_path / "reminders.ics")
+    if request.param == "google":
+        return GoogleHarness(request.getfixturevalue("google_api"))
     return CalDavHarness(request.getfixturevalue(request.param))
 
 

@@ -329,10 +329,17 @@ def auth_google(ctx: click.Context, secrets_file: Path, credential: str,
     except ValueError as exc:
         raise click.BadParameter(f"not an OAuth client file: {exc}",
                                  param_hint="--client-secrets") from None
-    creds = flow.run_local_server(
-        open_browser=False, port=0,
-        authorization_prompt_message="Open this URL in a browser to sign in: {url}",
-        success_message="Signed in: you can close this tab and go back to clientlove.")
+    try:
+        creds = flow.run_local_server(
+            open_browser=False, port=0,
+            authorization_prompt_message="Open this URL in a browser to sign in: {url}",
+            success_message="Signed in: you can close this tab and go back to clientlove.")
+    except Exception as exc:  # oauthlib's errors carry no secret, only a code
+        Console(stderr=True).print(
+            f"[bold red]sign-in failed:[/] {type(exc).__name__}: "
+            f"{getattr(exc, 'error', '') or getattr(exc, 'description', '') or 'see above'}",
+            highlight=False)
+        ctx.exit(EX_FAILED)
     text = creds.to_json()
     if output is not None:
         write_private(output, text)

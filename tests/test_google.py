@@ -225,3 +225,47 @@ def test_many_writes_go_in_batches_of_50(setup: Setup):
     batches = [p for m, p in setup.api.requests if p.startswith("/batch")]
     assert len(batches) == 3
     assert len(setup.ours()) == 120
+
+
+def test_auth_google_signs_in_and_writes_a_private_credential(api: FakeGoogleCalendar,
+                                                              tmp_path: Path):
+    """The installed-app flow as a person runs it: open the printed URL, be redirected back
+    to the loopback port with a code; the sign-in lands in a 0600 file."""
+    import os
+    import stat
+    import subprocess
+    import sys
+    from urllib.parse import parse_qs, urlsplit
+
+    import requests
+
+    secrets = tmp_path / "client_secret.json"
+    secrets.write_text(json.dumps({"installed": {
+        "client_id": "client-1", "client_secret": "shh-client",
+        "auth_uri": f"{api.base_url}/o/oauth2/auth", "token_uri": f"{api.base_url}/token",
+        "redirect_uris": ["http://localhost"]}}))
+    out = tmp_path / "google-me.json"
+    env = {**os.environ, "OAUTHLIB_INSECURE_TRANSPORT": "1"}  # the test's token URL is http
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daemon", "auth", "google", "--client-secrets", str(secrets),
+         "--credential", "google-me", "--output", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        url = ""
+        while "http" not in url:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            url = line[line.find("http"):].strip() if "http" in line else ""
+        query = parse_qs(urlsplit(url).query)
+        assert set(query["scope"][0].split()) == set(SCOPES)
+        redirect = query["redirect_uri"][0]
+        code = api.issue_code(query["scope"][0])  # the user consents in the browser
+        reply = requests.get(redirect, params={"state": query["state"][0], "code": code,
+                                               "scope": query["scope"][0]}, timeout=10)
+        assert reply.status_code == 200
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+    saved = json.loads(out.read_text())
+    assert saved["refresh_token"].startswith("1//") and saved["token_uri"].endswith("/token")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600

@@ -269,3 +269,16 @@ def test_auth_google_signs_in_and_writes_a_private_credential(api: FakeGoogleCal
     saved = json.loads(out.read_text())
     assert saved["refresh_token"].startswith("1//") and saved["token_uri"].endswith("/token")
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+def test_refreshed_sign_in_is_stored_back_in_the_keyring(setup: Setup, memory_keyring,
+                                                          monkeypatch):
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY")
+    memory_keyring.set_password("clientlove", "google-me", credential(setup.api, expired=True))
+    setup.run("sync")
+    stored = json.loads(memory_keyring.passwords[("clientlove", "google-me")])
+    assert stored["token"] != "tok-1" and stored["refresh_token"] == "refresh-1"
+    assert any(r.get("grant_type") == "refresh_token" for r in setup.api.token_requests)
+    setup.api.reset_counts()
+    setup.run("sync", now="2026-11-23T09:00")
+    assert setup.api.token_requests == [], "the stored token is used, not refreshed again"

@@ -742,6 +742,68 @@ class AnnouncementConfig(_Model):
 # -- the whole file ------------------------------------------------------------------------
 
 
+class ServiceConfig(_Model):
+    """How ``clientlove run`` paces its cycles."""
+
+    interval: SpanValue = Span(seconds=15 * 60)
+    #: each wait is the interval plus up to this much, so a team's daemons do not align
+    jitter: SpanValue = Span(seconds=60)
+    #: /healthz answers 503 once the last good cycle is older than this
+    health_max_age: SpanValue = Span(seconds=3 * 3600)
+
+    @field_validator("interval", "jitter", "health_max_age")
+    @classmethod
+    def _no_months(cls, value: Span) -> Span:
+        if value.months:
+            raise ValueError("must be given in minutes, hours or days")
+        return value
+
+    @model_validator(mode="after")
+    def _sane(self) -> ServiceConfig:
+        if self.interval.to_timedelta().total_seconds() < 10:
+            raise ValueError("interval must be at least 10 seconds")
+        return self
+
+
+class FeedConfig(_Model):
+    """The subscribable ICS feed, /healthz and /metrics."""
+
+    enabled: bool = True
+    listen: str = "127.0.0.1:8787"
+    #: the secret part of the feed URL, from $CREDENTIALS_DIRECTORY or the keyring
+    token_credential: str = "feed-token"
+    #: the address people subscribe to, when a proxy fronts the listener
+    public_url: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.strip().rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+            raise ValueError("must be HOST:PORT, like 127.0.0.1:8787")
+        return value.strip()
+
+    @field_validator("token_credential")
+    @classmethod
+    def _credential(cls, value: str) -> str:
+        checked = IcsSourceConfig._credential(value)
+        assert checked is not None
+        return checked
+
+    @field_validator("public_url")
+    @classmethod
+    def _public(cls, value: str | None) -> str | None:
+        return None if value is None else str(IcsSourceConfig._url(value)).rstrip("/")
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
 class Config(_Model):
     """The validated configuration. Build it with :func:`load_config` or :func:`parse_config`."""
 
@@ -757,6 +819,8 @@ class Config(_Model):
     ideas: Texts = []
     email_template: EmailTemplate | None = None
     state_path: ConfigPath | None = None
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
+    feed: FeedConfig = Field(default_factory=FeedConfig)
     #: The file this was read from; set by :func:`load_config`, never by the file itself.
     config_path: Path | None = Field(default=None, exclude=True)
 

@@ -265,6 +265,52 @@ def discover(ctx: click.Context, limit: int) -> None:
     _finish(ctx, report)
 
 
+@cli.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Run as a service: a cycle now and every service.interval, the feed, sd_notify."""
+    from daemon.service import Service
+
+    options: Options = ctx.obj
+    try:
+        path = find_config_path(options.config_path)
+        service = Service(path)
+    except ConfigError as exc:
+        err = Console(stderr=True)
+        err.print("[bold red]config error:[/]", highlight=False)
+        for problem in exc.problems:
+            err.print(f"  {problem}", markup=False, highlight=False)
+        ctx.exit(EX_CONFIG)
+    except (StateError, OSError) as exc:
+        Console(stderr=True).print(f"[bold red]state error:[/] {exc}", highlight=False)
+        ctx.exit(EX_CANTCREAT)
+    ctx.exit(service.run())
+
+
+@cli.group()
+def feed() -> None:
+    """The subscribable ICS feed."""
+
+
+@feed.command("url")
+@click.pass_context
+def feed_url_command(ctx: click.Context) -> None:
+    """Print the feed's subscription URL (and the webcal:// form)."""
+    from daemon.credentials import CredentialError, resolve_secret
+    from daemon.feed import feed_url
+
+    config = _config(ctx)
+    try:
+        token = resolve_secret(config.feed.token_credential).reveal()
+    except CredentialError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        ctx.exit(EX_FAILED)
+    base = config.feed.public_url or f"http://{config.feed.listen}"
+    https, webcal = feed_url(base, token)
+    click.echo(https)
+    click.echo(webcal)
+
+
 @cli.group()
 def auth() -> None:
     """Store the secrets the config names (in the system keyring)."""

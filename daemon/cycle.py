@@ -281,10 +281,12 @@ def run_cycle(
     backoff: Backoff = DEFAULT_BACKOFF,
     progress: Callable[[str], None] | None = None,
     prefilter: bool = True,
+    stop: Callable[[], bool] | None = None,
 ) -> CycleReport:
     """Run one cycle. Never raises for provider trouble: it lands in the report.
 
-    ``prefilter=False`` parses every event of every source (the slow reference path).
+    ``prefilter=False`` parses every event of every source (the slow reference path);
+    ``stop`` is asked between write batches (a shutdown finishes the one in flight).
     """
     tz = config.tz
     today = now.astimezone(tz).date()
@@ -345,7 +347,7 @@ def run_cycle(
         if not usable and not dry_run:
             report.errors.append("no history could be read yet: nothing written")
         return report
-    _execute(report, state, target, backoff, tz, {s.key: s for s in stored})
+    _execute(report, state, target, backoff, tz, {s.key: s for s in stored}, stop)
     return report
 
 
@@ -354,12 +356,27 @@ def apply_writes(
     writes: list[Write],
     backoff: Backoff,
     sleep: Callable[[float], None] = clock.sleep,
+    stop: Callable[[], bool] | None = None,
 ) -> list[WriteResult]:
-    """Send the writes (in the target's batches); re-queue the transient failures only.
+    """Send the writes in the target's batches; re-queue the transient failures only.
 
     A batch whose parts failed with 429/5xx is not sent again whole: only those parts wait
-    (the longest ``Retry-After`` among them, else backoff with jitter) and go again.
+    (the longest ``Retry-After`` among them, else backoff with jitter) and go again. When
+    ``stop()`` turns true (SIGTERM), the batch in flight is finished and no other is sent:
+    the result list is then shorter than ``writes``.
     """
+    size = max(1, target.limits.batch_size)
+    results: list[WriteResult] = []
+    for start in range(0, len(writes), size):
+        if stop is not None and stop():
+            break
+        results.extend(_write_batch(target, writes[start:start + size], backoff, sleep))
+    return results
+
+
+def _write_batch(
+    target: Target, writes: list[Write], backoff: Backoff, sleep: Callable[[float], None]
+) -> list[WriteResult]:
     results: list[WriteResult] = [None] * len(writes)
     pending = list(range(len(writes)))
     rng = random.Random()
@@ -391,6 +408,7 @@ def _execute(
     backoff: Backoff,
     tz: Any,
     stored: dict[str, StoredReminder],
+    stop: Callable[[], bool] | None = None,
 ) -> None:
     """Perform the writes, then flush, then record them in the state."""
     writing: list[Action] = []
@@ -405,9 +423,9 @@ def _execute(
                 action.key, action.client, held.ref, day_of(held.start, tz), held.etag,
                 held.stored_hash))
     writes = [Write(a.kind.value, a.reminder, a.current) for a in writing]
-    results = apply_writes(target, writes, backoff)
+    results = apply_writes(target, writes, backoff, stop=stop)
     done: list[tuple[Action, RemoteReminder | None]] = []
-    for action, result in zip(writing, results, strict=True):
+    for action, result in zip(writing, results, strict=False):
         if isinstance(result, AlreadyExists):
             if result.gone and action.reminder is not None:
                 log.info("%s was deleted by the user earlier: skipped", action.key)

@@ -84,7 +84,9 @@ class State:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
-            self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+            # the service's cycles run in the scheduler's thread, one at a time (a lock)
+            self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30,
+                                      check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)

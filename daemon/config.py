@@ -742,12 +742,22 @@ class AnnouncementConfig(_Model):
 # -- the whole file ------------------------------------------------------------------------
 
 
+def _span_or_zero(value: Any) -> Span:
+    """A duration where none at all is a fair choice too (no jitter for a lone daemon)."""
+    if isinstance(value, (int, float)) and value == 0:
+        return Span()
+    if isinstance(value, str) and value.strip().lower() in ("0", "0s", "pt0s", "0min"):
+        return Span()
+    return parse_span(value)
+
+
 class ServiceConfig(_Model):
     """How ``clientlove run`` paces its cycles."""
 
     interval: SpanValue = Span(seconds=15 * 60)
     #: each wait is the interval plus up to this much, so a team's daemons do not align
-    jitter: SpanValue = Span(seconds=60)
+    jitter: Annotated[Span, BeforeValidator(_span_or_zero),
+                      PlainSerializer(str, return_type=str)] = Span(seconds=60)
     #: /healthz answers 503 once the last good cycle is older than this
     health_max_age: SpanValue = Span(seconds=3 * 3600)
 

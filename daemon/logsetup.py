@@ -75,7 +75,8 @@ def setup_logging(verbosity: int = 0, stream=None) -> None:
     handler.addFilter(RedactSecrets())
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("urllib3", "requests", "charset_normalizer", "niquests"):
+    for noisy in ("urllib3", "requests", "charset_normalizer", "niquests", "apscheduler",
+                  "waitress"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     # the libraries dump request headers and whole calendars at debug: never ours to print
     for chatty in ("caldav", "googleapiclient", "google", "google_auth_oauthlib"):

@@ -193,9 +193,14 @@ class Service:
         except CredentialError as exc:
             log.error("feed disabled: %s", exc)
             return
-        app = make_app(token, self.feed, self.health, self.metrics)
-        self._feed_server = FeedServer(app, feed.host, feed.port)
         try:
+            app = make_app(token, self.feed, self.health, self.metrics)
+        except ValueError as exc:  # the message describes the rule, never the token
+            log.error("feed disabled: credential %s is not a usable token: %s",
+                      feed.token_credential, exc)
+            return
+        try:
+            self._feed_server = FeedServer(app, feed.host, feed.port)
             self._feed_server.start()
         except OSError as exc:
             log.error("feed disabled: cannot listen on %s: %s", feed.listen, exc.strerror)

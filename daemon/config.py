@@ -789,7 +789,7 @@ class FeedConfig(_Model):
     @classmethod
     def _listen(cls, value: str) -> str:
         host, sep, port = value.strip().rpartition(":")
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        if not sep or not port.isdigit() or not 0 <= int(port) < 65536 or not host:
             raise ValueError("must be HOST:PORT, like 127.0.0.1:8787")
         return value.strip()
 

@@ -262,3 +262,16 @@ def test_kill_9_mid_cycle_then_restart_makes_no_duplicate(daemon: Daemon, radica
     assert len(keys) == len(set(keys)) == 30
     clients = {k.rsplit(".", 1)[0] for k in keys}
     assert len(clients) == 30, "one reminder per client"
+
+
+def test_feed_url_prints_http_and_webcal(daemon: Daemon, monkeypatch):
+    from click.testing import CliRunner
+
+    from daemon.cli import cli
+
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(daemon.root / "creds"))
+    result = CliRunner().invoke(cli, ["--config", str(daemon.config), "feed", "url"])
+    assert result.exit_code == 0, result.output
+    http, webcal = result.stdout.split()
+    assert http == f"http://127.0.0.1:{daemon.port}/{FEED_TOKEN}/clientlove.ics"
+    assert webcal == f"webcal://127.0.0.1:{daemon.port}/{FEED_TOKEN}/clientlove.ics"

@@ -78,12 +78,14 @@ def check_target(
     return problems
 
 
-def check_state(stored_keys: set[str], listed_keys: set[str]) -> list[str]:
-    """After a clean cycle the state knows exactly what the target holds of ours."""
+def check_state(stored_keys: set[str], listed_keys: set[str],
+                pending_keys: set[str]) -> list[str]:
+    """After a clean cycle the state claims nothing the target lacks, and knows every pending
+    reminder (history it may not know, after a state was lost, and need not)."""
     problems = [f"state remembers {k} the target does not hold" for k in
                 sorted(stored_keys - listed_keys)]
-    problems += [f"target holds {k} the state does not know" for k in
-                 sorted(listed_keys - stored_keys)]
+    problems += [f"pending {k} on the target is unknown to the state" for k in
+                 sorted(pending_keys - stored_keys)]
     return problems
 
 

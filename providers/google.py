@@ -14,6 +14,7 @@ deleted that event, the deletion is respected and the id never used again.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import re
@@ -114,7 +115,9 @@ def translate(exc: BaseException, what: str, provider: str) -> ProviderError:
         if status == 412:
             return PreconditionFailed(text, provider=provider)
         return BadData(text, provider=provider)
-    network = isinstance(exc, (TransportError, OSError, socket.timeout))
+    # a connection cut mid-answer (IncompleteRead), a half JSON body: the network's doing
+    network = isinstance(exc, (TransportError, OSError, socket.timeout,
+                               http.client.HTTPException, json.JSONDecodeError))
     if network or type(exc).__module__.startswith("httplib2"):
         return Transient(f"{what}: {type(exc).__name__}", provider=provider)
     raise exc

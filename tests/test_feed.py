@@ -627,3 +627,12 @@ def test_metrics_observe_a_real_cycle_report():
     body, content_type = m.render()
     assert b"clientlove_cycles_total 1.0" in body
     assert content_type.startswith("text/plain")
+
+
+def test_feed_abuse_scenario_counts_no_violation():
+    """The counted variant the reliability report uses."""
+    from tests.scenarios_feed import run_feed_abuse
+
+    result = run_feed_abuse()
+    assert result.inputs >= 20
+    assert result.violations == [], "\n".join(result.violations)

@@ -1,0 +1,154 @@
+"""The reliability report: every scenario of the harness, its counts and its violations.
+
+Starts its own Radicale and local Google API server on 127.0.0.1, runs the scenarios of
+``tests/scenarios_*.py`` (the same functions the test suite runs, larger with ``--soak``)
+and prints one row each: cycles, faults injected, crashes, inputs tried, invariant
+violations. It ends with ``violations: N`` (the goal is zero).
+
+Run: ``python bench/reliability.py [--soak]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.google_server import FakeGoogleCalendar  # noqa: E402
+from tests.invariants import ScenarioResult  # noqa: E402
+from tests.servers import start_server  # noqa: E402
+
+
+def _google() -> FakeGoogleCalendar:
+    api = FakeGoogleCalendar(user="me@example.com", time_zone="Europe/London")
+    api.start()
+    return api
+
+
+def scenarios(soak: bool, tmp: Path,
+              radicale) -> list[tuple[str, Callable[[], ScenarioResult]]]:
+    """(name, thunk) for every scenario; each thunk builds what it needs and cleans up."""
+    from tests import scenarios_faults as faults
+    from tests import scenarios_feed as feed
+
+    folders = iter(range(1000))
+
+    def fresh() -> Path:
+        path = tmp / f"run-{next(folders)}"
+        path.mkdir()
+        return path
+
+    def with_rig(kind: str, run: Callable) -> Callable[[], ScenarioResult]:
+        def thunk() -> ScenarioResult:
+            root = fresh()
+            api = _google() if kind == "google" else None
+            rig = faults.caldav_rig(radicale, root) if api is None else faults.google_rig(
+                api, root)
+            try:
+                return run(rig, root)
+            finally:
+                rig.proxy.close()
+                if api is not None:
+                    api.stop()
+
+        return thunk
+
+    cycles = 400 if soak else 100
+    crashes = 100 if soak else 25
+    found: list[tuple[str, Callable[[], ScenarioResult]]] = [
+        ("faults caldav", with_rig("caldav", lambda r, p: faults.run_faults(r, p, cycles))),
+        ("faults google", with_rig("google", lambda r, p: faults.run_faults(r, p, cycles))),
+        ("crashes caldav", with_rig("caldav", lambda r, p: faults.run_crashes(r, p, crashes))),
+        ("crashes google", with_rig("google", lambda r, p: faults.run_crashes(r, p, crashes))),
+        ("feed abuse", lambda: feed.run_feed_abuse(rounds=5 if soak else 1)),
+    ]
+    found += _more(soak, fresh, radicale)
+    return found
+
+
+def _more(soak: bool, fresh: Callable[[], Path], radicale) -> list:
+    """The scenarios of tests/scenarios_input.py and tests/scenarios_clock.py."""
+    from tests import scenarios_clock as clock
+    from tests import scenarios_input as bad
+
+    big = 100 if soak else 20
+    return [
+        ("bad iCalendar", lambda: bad.run_broken_icalendar(3000 if soak else 300)),
+        ("bad config", lambda: bad.run_broken_configs(2000 if soak else 200)),
+        ("corpus", bad.run_corpus),
+        (f"{big} MB source", lambda: bad.run_big_file(big, fresh())),
+        ("clock and zones", lambda: clock.run_clock_and_zones(fresh(), soak=soak)),
+        ("clock jumps", lambda: clock.run_clock_jumps(fresh(), soak=soak)),
+        ("two instances caldav", lambda: clock.run_two_instances(
+            "caldav", fresh(), server=radicale, soak=soak)),
+        ("two instances google", lambda: _with_api(lambda api: clock.run_two_instances(
+            "google", fresh(), api=api, soak=soak))),
+        ("mass-change guard", lambda: clock.run_mass_change_guard(fresh(), server=radicale)),
+    ]
+
+
+def _with_api(run: Callable[[FakeGoogleCalendar], ScenarioResult]) -> ScenarioResult:
+    api = _google()
+    try:
+        return run(api)
+    finally:
+        api.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--soak", action="store_true", help="the long variants")
+    args = parser.parse_args()
+    rows: list[tuple] = []
+    problems: list[str] = []
+    saved = os.environ.get("CREDENTIALS_DIRECTORY")
+    with tempfile.TemporaryDirectory(prefix="clientlove-reliability-") as tmp:
+        radicale = start_server("radicale", Path(tmp) / "radicale")
+        try:
+            _run_all(scenarios(args.soak, Path(tmp), radicale), rows, problems)
+        finally:
+            radicale.stop()
+    if saved is None:
+        os.environ.pop("CREDENTIALS_DIRECTORY", None)
+    _print(rows, problems)
+
+
+def _run_all(found: list, rows: list, problems: list[str]) -> None:
+    for name, thunk in found:
+        start = time.perf_counter()
+        try:
+            result = thunk()
+        except Exception as exc:  # a scenario that cannot run is a violation too
+            result = ScenarioResult(name, violations=[f"scenario crashed: {exc!r}"])
+        result.name = name
+        rows.append((*result.row(), time.perf_counter() - start))
+        problems += [f"{name}: {v}" for v in result.violations]
+        print(f"  done: {name} ({rows[-1][-1]:.0f} s)", file=sys.stderr, flush=True)
+
+
+def _print(rows: list, problems: list[str]) -> None:
+    header = ("scenario", "cycles", "faults", "crashes", "inputs", "violations", "seconds")
+    widths = [max(len(str(r[i])) if i != 6 else 7 for r in [header, *rows]) for i in range(7)]
+    widths[0] = max(len(str(r[0])) for r in [header, *rows])
+    print(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print("-+-".join("-" * w for w in widths))
+    for row in rows:
+        cells = [str(c) if i != 6 else f"{c:.0f}" for i, c in enumerate(row)]
+        print(" | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
+    total = [sum(r[i] for r in rows) for i in range(1, 6)]
+    print(" | ".join(str(c).ljust(w) for c, w in zip(["total", *total, ""], widths,
+                                                       strict=True)))
+    for problem in problems[:50]:
+        print(f"violation: {problem}")
+    print(f"violations: {len(problems)}")
+
+
+if __name__ == "__main__":
+    main()

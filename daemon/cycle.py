@@ -153,8 +153,9 @@ def read_sources(
             item.events = before
             usable = usable and before is not None
             continue
-        if (changes.full and not changes.upserted and before is not None
-                and before >= SOURCE_GUARD_MIN and not force):
+        emptied = not changes.upserted and (
+            changes.full or (changes.deleted and state.count_after(source.name, changes) == 0))
+        if emptied and before is not None and before >= SOURCE_GUARD_MIN and not force:
             report.refused = (
                 f"source {source.name} suddenly returned no events (it had {before}); "
                 "refusing to act on an empty history. If this is right, run "
@@ -234,8 +235,11 @@ def plan_all(
         if is_pending(item, today, tz):
             pending[client].append(item)
         else:
-            ours.append((client, day_of(item.start, tz), item.summary,
-                         user_text(item.description), item.categories))
+            # an unedited reminder holds only our text: no marker in it is the user's
+            edited = item.user_edited
+            ours.append((client, day_of(item.start, tz), item.summary if edited else "",
+                         user_text(item.description) if edited else "",
+                         item.categories if edited else ()))
     past, marked_skips = reminder_interactions(ours, today, config.counter.reset_markers,
                                                config.counter.skip_markers)
     skips: dict[str, list[date]] = defaultdict(list)
@@ -317,6 +321,7 @@ def run_cycle(
             )
         skipped, forgotten = detect_skips(stored, listed, today)
         if not dry_run and report.refused is None:
+            state.note_keys(listed)
             for item in skipped:
                 log.info("reminder %s for %s was deleted before its day: skipped", item.key,
                          item.client)
@@ -432,6 +437,8 @@ def _execute(
                 state.drop_reminder(action.key, tombstone=StoredReminder(
                     action.key, action.client, "", day_of(action.reminder.start, tz)))
             else:
+                # another instance wrote it first: never take this generation again
+                state.note_keys([action.key])
                 log.info("%s already exists on the target: left for the next cycle",
                          action.key)
             continue

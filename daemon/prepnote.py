@@ -158,10 +158,15 @@ def prep_note(
     return "\n".join(lines)
 
 
+#: Lines of the note that quote the history or explain the markers: a marker in them was
+#: written by us (or quoted from a meeting that already counted), never by the user here.
+QUOTING_PREFIXES = (HOW_TO_PREFIX, "Last contact:", "Last conversation:", "News to share")
+
+
 def user_text(description: str) -> str:
-    """A reminder's description without our own line that names the markers."""
+    """A reminder's description without our lines that quote markers."""
     return "\n".join(line for line in description.splitlines()
-                     if not line.startswith(HOW_TO_PREFIX))
+                     if not line.startswith(QUOTING_PREFIXES))
 
 
 def _personal(notes: Mapping[str, str] | str | None) -> list[str]:

@@ -154,6 +154,15 @@ class State:
             )
         return count
 
+    def count_after(self, source: str, changes: ChangeSet) -> int:
+        """How many events the source would hold once ``changes`` were applied."""
+        if changes.full:
+            return len({e.ident for e in changes.upserted})
+        gone = set(changes.deleted)
+        rows = self.db.execute("SELECT ident, uid FROM events WHERE source=?", (source,))
+        kept = {ident for ident, uid in rows if ident not in gone and uid not in gone}
+        return len(kept | {e.ident for e in changes.upserted})
+
     def reset_source(self, source: str) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM events WHERE source=?", (source,))
@@ -196,6 +205,17 @@ class State:
                     "DO UPDATE SET last=MAX(last, excluded.last)",
                     parsed,
                 )
+
+    def note_keys(self, keys: Iterable[str]) -> None:
+        """Remember the generation of keys seen on the target (or refused as existing), so
+        no later reminder of that client ever takes one again, whoever wrote it."""
+        parsed = [p for p in (parse_key(k) for k in keys) if p is not None]
+        if not parsed:
+            return
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO generations VALUES (?, ?) ON CONFLICT(client) "
+                "DO UPDATE SET last=MAX(last, excluded.last)", parsed)
 
     def drop_reminder(self, key: str, *, tombstone: StoredReminder | None = None) -> None:
         """Forget a reminder; with ``tombstone``, remember it as skipped by the user."""

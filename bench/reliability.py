@@ -79,18 +79,31 @@ def _more(soak: bool, fresh: Callable[[], Path], radicale) -> list:
     from tests import scenarios_input as bad
 
     big = 100 if soak else 20
+
+    def guard() -> ScenarioResult:
+        total = ScenarioResult("mass-change guard")
+        for kind in clock.GUARD_KINDS:
+            part = _with_api(lambda api, k=kind: clock.run_mass_change_guard(
+                fresh(), k, dav=radicale, google=api))
+            total.cycles += part.cycles
+            total.inputs += 1
+            total.add(part.violations)
+        return total
+
     return [
         ("bad iCalendar", lambda: bad.run_broken_icalendar(3000 if soak else 300)),
         ("bad config", lambda: bad.run_broken_configs(2000 if soak else 200)),
         ("corpus", bad.run_corpus),
         (f"{big} MB source", lambda: bad.run_big_file(big, fresh())),
-        ("clock and zones", lambda: clock.run_clock_and_zones(fresh(), soak=soak)),
-        ("clock jumps", lambda: clock.run_clock_jumps(fresh(), soak=soak)),
+        ("clock and zones", lambda: clock.run_clock_and_zones(
+            fresh(), days_around=10 if soak else 4)),
+        ("clock jumps", lambda: clock.run_clock_jumps(fresh(), rounds=40 if soak else 6,
+                                                      resets=True)),
         ("two instances caldav", lambda: clock.run_two_instances(
-            "caldav", fresh(), server=radicale, soak=soak)),
+            "caldav", radicale, fresh(), rounds=100 if soak else 20)),
         ("two instances google", lambda: _with_api(lambda api: clock.run_two_instances(
-            "google", fresh(), api=api, soak=soak))),
-        ("mass-change guard", lambda: clock.run_mass_change_guard(fresh(), server=radicale)),
+            "google", api, fresh(), rounds=100 if soak else 20))),
+        ("mass-change guard", guard),
     ]
 
 

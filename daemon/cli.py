@@ -81,7 +81,7 @@ def _config(ctx: click.Context) -> Any:
         err.print(f"[bold red]config error[/] in {getattr(exc, 'path', '') or 'the config'}:",
                   highlight=False)
         for problem in exc.problems:
-            err.print(f"  {problem}", markup=False, highlight=False)
+            click.echo(f"  {problem}", err=True)  # one line each, never wrapped
         ctx.exit(EX_CONFIG)
     options.now = parse_now(ctx.meta.get("now_text"), config.tz)
     return config
@@ -279,7 +279,7 @@ def run(ctx: click.Context) -> None:
         err = Console(stderr=True)
         err.print("[bold red]config error:[/]", highlight=False)
         for problem in exc.problems:
-            err.print(f"  {problem}", markup=False, highlight=False)
+            click.echo(f"  {problem}", err=True)  # one line each, never wrapped
         ctx.exit(EX_CONFIG)
     except (StateError, OSError) as exc:
         Console(stderr=True).print(f"[bold red]state error:[/] {exc}", highlight=False)

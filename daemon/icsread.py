@@ -17,28 +17,39 @@ Occurrences are returned when they *start* inside ``[scope.start, scope.end)``.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import itertools
 import re
-from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 import icalendar
 import recurring_ical_events
 import x_wr_timezone
+from icalendar.prop.broken import vBroken
 from icalendar.timezone import tzp
 
 from daemon.model import Attendee, Event, PartStat, ReadScope
 
-__all__ = ["iter_vevent_blocks", "read_calendar"]
+__all__ = ["iter_vevent_blocks", "read_calendar", "read_calendar_stream"]
 
 #: Longest description kept; the prep note only quotes the start of it.
 DESCRIPTION_LIMIT = 2000
 #: Occurrences kept per series and read; an endless MINUTELY rule must not hang a read.
 MAX_OCCURRENCES = 20_000
+#: Occurrences one rule may yield from its DTSTART on before the reader stops it: the
+#: expansion walks every one of them, so a rule every second since 1990 would never end.
+RULE_STEPS = 200_000
+#: Broken blocks whose nested VEVENTs are looked for, per read (each look costs a split).
+MAX_DESCENTS = 100
+#: Bytes read at a time by :func:`read_calendar_stream`, and the size below which it reads
+#: a file whole (one pass, a few times its size in memory).
+CHUNK_SIZE = 1 << 22
+WHOLE_BELOW = 8 << 20
 #: The date prefilter reads DTSTART's digits without its zone, so it keeps this margin.
 _DATE_SLACK = timedelta(days=2)
 _REASON_LIMIT = 160
@@ -48,9 +59,10 @@ _REASON_LIMIT = 160
 # _unfold uses it only where plain replacing would differ: blank lines before a fold.
 _UFOLD = re.compile(r"(?:(?<!\n)\r\n|(?<![\r\n])\n)(?:\r?\n)*[ \t]")
 _BLANK_FOLD = re.compile(r"\n(?:\r?\n)+[ \t]")
+_LONE_CR = re.compile(r"\r(?!\n)")
 # Line patterns start with a literal "\n" (blocks and the scanned text begin with one): that
 # lets the regex engine jump from line to line, several times faster than "^" with re.M.
-# Like icalendar, only "\n" ends a line, names are case-insensitive and taken as written.
+# A lone "\r" is made a "\n" first (_line_breaks); names are case-insensitive, taken as written.
 # A boundary match ends before the line's "\r", so a block cut at match.end() ends cleanly.
 _BOUNDARY = re.compile(r"\n(?i:(BEGIN|END)):([^\r\n]*?)(?=\r?$)", re.M)
 _UID = re.compile(r"\n(?i:UID)(?:;[^:\r\n]*)?:([^\r\n]*?)\r?$", re.M)
@@ -60,8 +72,13 @@ _TZID_PARAM = re.compile(r';(?i:TZID)=("[^"\r\n]*"|[^;:\r\n]*)')
 _TZID_PROP = re.compile(r"\n(?i:TZID)[^:\r\n]*:([^\r\n]*?)\r?$", re.M)
 _XWR = re.compile(r"\n(?i:X-WR-TIMEZONE)[^:\r\n]*:([^\r\n]*?)\r?$", re.M)
 _MAILTO = re.compile(r"^\s*mailto:", re.I)
-# an address as a token: no white space or iCalendar delimiters inside
-_ADDRESS = re.compile(r"[^\s:;<>\",]+@[^\s:;<>\",]+")  # "'" stays: o'brien@...
+# an address as a token: no white space or iCalendar delimiters inside ("'" stays:
+# o'brien@...). It matches a whole run between delimiters with an "@" inside, as
+# "[^D]+@[^D]+" does, but only tried where a run starts and without backtracking: that
+# pattern took a minute on a 200 kB line without delimiters.
+_ADDRESS = re.compile(
+    r"(?<![^\s:;<>\",])(?=[^\s:;<>\",]*?[^\s:;<>\",]@[^\s:;<>\",])[^\s:;<>\",]++"
+)
 _WORDS = re.compile(r"\w+")
 # How icalendar reports a line it could not split ("...into parts: 'NAME;...'"): the name
 # tells whether the line mattered (a broken DTSTART) or not (Apple's stray X-APPLE-RADIUS=).
@@ -98,6 +115,39 @@ def read_calendar(data: bytes | str, source: str, scope: ReadScope) -> list[Even
     Problems go to ``scope.warnings``; only programming errors (a naive window, a ``tz`` that
     is no time zone) raise.
     """
+    return _Reader(source, scope, _scope_zone(scope)).read(data)
+
+
+def read_calendar_stream(
+    handle: BinaryIO,
+    source: str,
+    scope: ReadScope,
+    *,
+    chunk_size: int = CHUNK_SIZE,
+    whole_below: int = WHOLE_BELOW,
+) -> list[Event]:
+    """:func:`read_calendar` for a seekable binary file, in bounded memory on the fast path.
+
+    With ``scope.prefilter`` a file of ``whole_below`` bytes or more is read twice,
+    ``chunk_size`` bytes at a time: once to decide which UID groups can matter, once to keep
+    only their text. Neither the file nor its decoded text is ever held whole; memory grows
+    with what is kept, not with the file. The result and the warnings are those of
+    ``read_calendar(handle.read(), ...)``. A smaller file, or any file without the prefilter
+    (every event is parsed then anyway), is read whole.
+    """
+    reader = _Reader(source, scope, _scope_zone(scope))
+    if not scope.prefilter:
+        return reader.read(handle.read())
+    origin = handle.tell()
+    head = handle.read(whole_below)
+    if len(head) < whole_below:
+        return reader.read(head)
+    del head
+    handle.seek(origin)
+    return reader.read_stream(handle, chunk_size)
+
+
+def _scope_zone(scope: ReadScope) -> tzinfo:
     if scope.start.tzinfo is None or scope.end.tzinfo is None:
         raise ValueError("ReadScope.start and .end must be aware datetimes")
     if scope.end < scope.start:
@@ -105,12 +155,12 @@ def read_calendar(data: bytes | str, source: str, scope: ReadScope) -> list[Even
     tz = ZoneInfo(scope.tz) if isinstance(scope.tz, str) else scope.tz
     if not isinstance(tz, tzinfo):
         raise TypeError(f"ReadScope.tz must be a tzinfo or a zone name, not {scope.tz!r}")
-    return _Reader(source, scope, tz).read(data)
+    return tz
 
 
 def iter_vevent_blocks(text: str) -> Iterator[str]:
     """Yield the unfolded text of each VEVENT (from BEGIN to END) without parsing it."""
-    for block in _split(_unfold(text)).events:
+    for block in _split(_unfold(_line_breaks(text))).events:
         yield block.text
 
 
@@ -136,69 +186,194 @@ class _Split:
     zones: list[tuple[str, str]] = field(default_factory=list)  # (raw TZID, block)
     calendars: int = 0
     damage: str | None = None  # why the nesting is broken, if it is
+    lost: list[str | None] = field(default_factory=list)  # UIDs of VEVENTs never closed
+
+
+_CAPTURED = ("VEVENT", "VTIMEZONE")
+
+
+class _Splitter:
+    """Cuts unfolded text into VEVENT and VTIMEZONE blocks with string operations only,
+    fed piece by piece so a huge file never needs to be held whole.
+
+    Nesting follows icalendar's parser: END closes the innermost open component whatever
+    name it carries, so a block here is what icalendar would build as one component. Two
+    repairs keep one lost line from costing every event after it: a block never closed (a
+    cut-off file) is reported in ``lost`` (its UID, for a VEVENT), and a VTIMEZONE that holds
+    VEVENTs (its END line lost) is no zone; in both cases the complete blocks inside are read
+    as if they stood beside it.
+
+    Each piece but the last must end with a line break, so no line spans two pieces. Found
+    blocks collect in ``events`` (block, own lines, index of the VCALENDAR it sits directly
+    in or -1) and ``zones``; a caller may empty both between pieces.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, int]] = []
+        self.zones: list[tuple[str, str]] = []
+        self.calendars = 0
+        self.xwr: list[str | None] = []  # the first X-WR-TIMEZONE of each VCALENDAR
+        self.damage: str | None = None
+        self.lost: list[str | None] = []
+        self._stack: list[str] = []
+        self._in_calendar = False  # whether a top-level VCALENDAR is open
+        # The text is read as "\n" + text, so every line follows a "\n"; offsets below are
+        # into that virtual text. The block being captured: name, offset, depth, calendar.
+        self._capture: tuple[str, int, int, int] | None = None
+        self._nested: list[int] = []  # where the captured block's subcomponents begin and end
+        # Blocks begun inside the captured one and not closed yet: [name, offset, depth,
+        # whether a VEVENT closed inside it]; those closed: (name, begin, end, held a VEVENT).
+        self._inner_open: list[list] = []
+        self._inner_done: list[tuple[str, int, int, bool]] = []
+        self._holds_event = False  # whether a VEVENT closed inside the captured block
+        self._held: list[str] = []  # the captured text from earlier pieces
+        self._end = 0  # offset of the end of the text fed so far
+
+    def feed(self, piece: str) -> None:
+        """Scan the next piece of unfolded text."""
+        if not piece:
+            return
+        # buf[0] is the virtual "\n" before the text, or the last "\n" of the previous piece
+        base = self._end - 1 if self._end else 0
+        buf = "\n" + piece
+        self._end = base + len(buf)
+        stack = self._stack
+        xwr_matches = _XWR.finditer(buf)
+        xwr = next(xwr_matches, None)
+        for match in _BOUNDARY.finditer(buf):
+            while xwr is not None and xwr.start() < match.start():
+                self._note_xwr(xwr)
+                xwr = next(xwr_matches, None)
+            name = match.group(2).upper()
+            capture = self._capture
+            if match.group(1).upper() == "BEGIN":
+                if capture is None and name in _CAPTURED:
+                    calendar = self.calendars - 1 if stack == ["VCALENDAR"] else -1
+                    self._capture = (name, base + match.start(), len(stack), calendar)
+                    self._nested = []
+                    self._inner_open = []
+                    self._inner_done = []
+                    self._holds_event = False
+                elif capture is not None:
+                    if len(stack) == capture[2] + 1:
+                        self._nested.append(base + match.start())
+                    if name in _CAPTURED:
+                        self._inner_open.append([name, base + match.start(), len(stack), False])
+                elif not stack and name == "VCALENDAR":
+                    self.calendars += 1
+                    self.xwr.append(None)
+                    self._in_calendar = True
+                stack.append(name)
+                continue
+            if not stack:
+                self.damage = self.damage or f"END:{match.group(2)} without BEGIN"
+                continue
+            closed = stack.pop()
+            if capture is not None:
+                depth = len(stack)
+                if depth == capture[2] + 1:
+                    self._nested.append(base + match.end())
+                elif depth == capture[2]:
+                    # match.end() is before the line break, so the block ends cleanly
+                    whole = self._text(base, buf, capture[1], base + match.end())
+                    if capture[0] == "VTIMEZONE" and self._holds_event:
+                        self._recover(capture, whole)
+                    else:
+                        self._emit(capture, whole)
+                    self._capture = None
+                inner = self._inner_open
+                if inner and inner[-1][2] == depth:
+                    kind, begin, _, holds = inner.pop()
+                    self._inner_done.append((kind, begin, base + match.end(), holds))
+                    if kind == "VEVENT" or holds:  # tell the block around it
+                        if inner:
+                            inner[-1][3] = True
+                        else:
+                            self._holds_event = True
+            if not stack and closed == "VCALENDAR" and self.calendars:
+                self._in_calendar = False
+        while xwr is not None:
+            self._note_xwr(xwr)
+            xwr = next(xwr_matches, None)
+        if self._capture is None:
+            self._held = []
+        elif self._capture[1] >= base:
+            self._held = [buf[self._capture[1] - base :]]
+        else:
+            self._held.append(buf[1:])
+
+    def finish(self) -> None:
+        """The end of the text: report what was never closed, read what it holds."""
+        if self._stack:
+            self.damage = self.damage or f"BEGIN:{self._stack[-1]} never closed (file cut off?)"
+        capture = self._capture
+        if capture is None:
+            return
+        self._capture = None
+        start = capture[1]
+        whole = "".join(self._held)  # from the capture's "\n" to the end
+        self._held = []
+        opened = [(capture[0], start), *((kind, at) for kind, at, _, _ in self._inner_open)]
+        for index, (kind, at) in enumerate(opened):
+            if kind == "VEVENT":  # its own lines: up to where the next subcomponent begins
+                stop = opened[index + 1][1] if index + 1 < len(opened) else self._end
+                if self._nested and index == 0:
+                    stop = min(stop, self._nested[0])
+                self.lost.append(_block_uid(whole[at - start : stop - start]))
+        self._recover(capture, whole)
+
+    def _recover(self, capture: tuple[str, int, int, int], whole: str) -> None:
+        """Read the complete blocks inside a block that is lost: every outermost VEVENT, and
+        every outermost VTIMEZONE that holds no VEVENT."""
+        start = capture[1]
+        usable = sorted(
+            (begin, end) for kind, begin, end, holds in self._inner_done
+            if kind == "VEVENT" or not holds
+        )
+        last = start
+        for begin, end in usable:
+            if begin < last:
+                continue  # inside a block already read
+            last = end
+            inner = _Splitter()  # the block is complete, so this recurses no further
+            inner.feed(whole[begin - start + 1 : end - start] + "\r\n")
+            inner.finish()
+            self.events += [(block, own, capture[3]) for block, own, _ in inner.events]
+            self.zones += inner.zones
+        self._inner_done = []
+
+    def _text(self, base: int, buf: str, start: int, end: int) -> str:
+        """The text from offset ``start`` (a "\\n", maybe in an earlier piece) to ``end``."""
+        if start >= base:
+            return buf[start - base : end - base]
+        return "".join(self._held) + buf[1 : end - base]
+
+    def _emit(self, capture: tuple[str, int, int, int], whole: str) -> None:
+        block = whole[1:] + "\r\n"
+        if capture[0] == "VEVENT":
+            own = block
+            if self._nested:  # keep what lies between the subcomponents
+                bounds = [1, *(at - capture[1] for at in self._nested), len(whole)]
+                own = "".join(whole[bounds[i] : bounds[i + 1]] for i in range(0, len(bounds), 2))
+            self.events.append((block, own, capture[3]))
+        else:
+            tzid = _TZID_PROP.search(block)
+            self.zones.append((tzid.group(1) if tzid else "", block))
+
+    def _note_xwr(self, match: re.Match[str]) -> None:
+        if self._in_calendar and not self.xwr[-1]:
+            self.xwr[-1] = match.group(1).strip()
 
 
 def _split(text: str) -> _Split:
-    """Cut unfolded text into VEVENT and VTIMEZONE blocks with string operations only.
-
-    Nesting follows icalendar's parser: END closes the innermost open component whatever
-    name it carries, so a block here is what icalendar would build as one component.
-    """
-    out = _Split()
-    text = "\n" + text  # every line, the first too, now follows a "\n"
-    stack: list[str] = []
-    calendar_starts: list[int] = []  # offsets of the top-level VCALENDARs
-    calendar_ends: list[int] = []
-    # name, offset, depth, index of the VCALENDAR it sits directly in (-1: none)
-    capture: tuple[str, int, int, int] | None = None
-    nested: list[int] = []  # offsets where the captured block's subcomponents begin and end
-    raw_events: list[tuple[str, str, int]] = []
-    for match in _BOUNDARY.finditer(text):
-        name = match.group(2).upper()
-        if match.group(1).upper() == "BEGIN":
-            if capture is None and name in ("VEVENT", "VTIMEZONE"):
-                calendar = len(calendar_starts) - 1 if stack == ["VCALENDAR"] else -1
-                capture = (name, match.start(), len(stack), calendar)
-                nested = []
-            elif capture is not None and len(stack) == capture[2] + 1:
-                nested.append(match.start())
-            elif not stack and name == "VCALENDAR":
-                calendar_starts.append(match.start())
-                calendar_ends.append(len(text))
-            stack.append(name)
-            continue
-        if not stack:
-            out.damage = out.damage or f"END:{match.group(2)} without BEGIN"
-            continue
-        closed = stack.pop()
-        if capture is not None and len(stack) == capture[2] + 1:
-            nested.append(match.end())
-        elif capture is not None and len(stack) == capture[2]:
-            # match.start() is the "\n" before BEGIN; match.end() is before the line break
-            block = text[capture[1] + 1 : match.end()] + "\r\n"
-            if capture[0] == "VEVENT":
-                own = block
-                if nested:  # keep what lies between the subcomponents
-                    bounds = [capture[1] + 1, *nested, match.end()]
-                    own = "".join(text[bounds[i] : bounds[i + 1]] for i in range(0, len(bounds), 2))
-                raw_events.append((block, own, capture[3]))
-            else:
-                tzid = _TZID_PROP.search(block)
-                out.zones.append((tzid.group(1) if tzid else "", block))
-            capture = None
-        if not stack and closed == "VCALENDAR" and calendar_starts:
-            calendar_ends[-1] = match.end()
-    if stack:
-        out.damage = out.damage or f"BEGIN:{stack[-1]} never closed (file cut off?)"
-    out.calendars = len(calendar_starts)
-    xwr_by_calendar: list[str | None] = [None] * len(calendar_starts)
-    for match in _XWR.finditer(text):
-        index = bisect_right(calendar_starts, match.start()) - 1
-        if index >= 0 and match.start() < calendar_ends[index] and not xwr_by_calendar[index]:
-            xwr_by_calendar[index] = match.group(1).strip()
-    for block, own, calendar in raw_events:
-        xwr = xwr_by_calendar[calendar] if calendar >= 0 else None
-        out.events.append(_Block(block, own, xwr))
+    """Cut unfolded text into VEVENT and VTIMEZONE blocks (see :class:`_Splitter`)."""
+    splitter = _Splitter()
+    splitter.feed(text)
+    splitter.finish()
+    out = _Split(zones=splitter.zones, calendars=splitter.calendars, damage=splitter.damage,
+                 lost=splitter.lost)
+    for block, own, calendar in splitter.events:
+        out.events.append(_Block(block, own, splitter.xwr[calendar] if calendar >= 0 else None))
     return out
 
 
@@ -216,11 +391,88 @@ def _decode(data: bytes | str) -> tuple[str, str | None]:
         return data.decode("latin-1"), "latin-1"
 
 
+def _line_breaks(text: str) -> str:
+    """A lone CR ends a line too: old Mac files, and CRLF written twice ("\\r\\r\\n") by a
+    tool that converted line ends of a file that had them already."""
+    if "\r" in text and _LONE_CR.search(text):
+        return _LONE_CR.sub("\n", text)
+    return text
+
+
 def _unfold(text: str) -> str:
-    """Join folded lines exactly as icalendar's parser does."""
+    """Join folded lines exactly as icalendar's parser does (the text has no lone CR)."""
     if _BLANK_FOLD.search(text):
         return _UFOLD.sub("", text)
     return text.replace("\r\n ", "").replace("\r\n\t", "").replace("\n ", "").replace("\n\t", "")
+
+
+def _pieces(handle: BinaryIO, encoding: str, chunk_size: int) -> Iterator[str]:
+    """The file as text ready for :class:`_Splitter`: decoded (strictly: a decoding error
+    propagates), lone CRs made line breaks, unfolded, cut only before a line that starts a
+    new content line (so no fold and no line spans two pieces), with a final line break."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    carry: list[str] = []
+    before = ""  # the character before the next decoded text
+    last = ""
+    while True:
+        raw = handle.read(chunk_size)
+        text = decoder.decode(raw, final=not raw)
+        cut = _last_cut(text, before) if text else -1
+        if cut >= 0:
+            piece = _unfold(_line_breaks("".join(carry) + text[:cut]))
+            carry = [text[cut:]]
+            if piece:
+                last = piece[-1]
+                yield piece
+        elif text:
+            carry.append(text)
+        if text:
+            before = text[-1]
+        if not raw:
+            break
+    piece = _unfold(_line_breaks("".join(carry)))
+    if piece:
+        last = piece[-1]
+        yield piece
+    if last != "\n":
+        yield "\r\n"  # icalendar reads a str without a line break as a file name
+
+
+def _last_cut(text: str, before: str) -> int:
+    """The last index of ``text`` where a new content line starts after a "\\n", or -1."""
+    end = len(text)
+    while True:
+        at = text.rfind("\n", 0, end)
+        if at < 0:
+            return 0 if before == "\n" and text[0] not in " \t\r\n" else -1
+        if at + 1 < len(text) and text[at + 1] not in " \t\r\n":
+            return at + 1
+        end = at
+
+
+class _Head:
+    """Enough of the text's start to say why it is no calendar, seen piece by piece."""
+
+    def __init__(self) -> None:
+        self.line: str | None = None  # the first line that is not blank
+        self.more = False  # whether anything but white space follows it
+
+    def feed(self, piece: str) -> None:
+        if self.more:
+            return
+        if self.line is None:
+            stripped = piece.lstrip()
+            if stripped:
+                self.line = stripped.splitlines()[0]
+                self.more = bool(stripped[len(self.line) :].strip())
+        elif piece.strip():
+            self.more = True
+
+    def reason(self) -> str:
+        if self.line is None:
+            return "empty"
+        line = self.line if self.more else self.line.rstrip()
+        return f"no VCALENDAR or VEVENT (starts with {line[:40]!r})"
 
 
 def _fold(text: str) -> str:
@@ -282,65 +534,188 @@ class _Reader:
 
     def read(self, data: bytes | str) -> list[Event]:
         text, encoding = _decode(data)
-        text = _unfold(text)
+        text = _unfold(_line_breaks(text))
         if not text.endswith("\n"):
             text += "\r\n"  # icalendar reads a str without a line break as a file name
         split = _split(text)
-        if not split.events and not split.calendars:
+        if not split.events and not split.calendars and not split.lost:
             self.warn(f"not a calendar: {_not_calendar_reason(text)}")
             return []
+        self.report(encoding, split.damage, split.lost)
+        zones = self.usable_zones(split.zones)
+        if self.scope.prefilter:
+            return self.read_fast(split, zones)
+        return self.read_full(text, split, zones)
+
+    def report(self, encoding: str | None, damage: str | None, lost: list[str | None]) -> None:
+        """The warnings about the file as a whole, before those about single events."""
         if encoding:
             self.warn(f"not UTF-8, read as {encoding}")
-        if split.damage:
-            self.warn(f"damaged calendar ({split.damage}); read event by event")
-        if self.scope.prefilter:
-            return self.read_fast(split)
-        return self.read_full(text, split)
+        if damage:
+            self.warn(f"damaged calendar ({damage}); read event by event")
+        for uid in lost:
+            self.skip(uid, "BEGIN:VEVENT never closed (file cut off?)")
 
-    def read_full(self, text: str, split: _Split) -> list[Event]:
-        """Parse the whole file as icalendar does; fall back to blocks if that fails."""
-        if split.damage is None:
+    def usable_zones(self, zones: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The VTIMEZONEs whose rules are safe to hand to icalendar (see _zone_problem)."""
+        usable = []
+        for tzid, block in zones:
+            problem = _zone_problem(block)
+            if problem:
+                self.warn(f"bad VTIMEZONE {tzid or '?'} ignored: {problem}")
+            else:
+                usable.append((tzid, block))
+        return usable
+
+    def read_full(self, text: str, split: _Split, zones: list[tuple[str, str]]) -> list[Event]:
+        """Parse the whole file as icalendar does; fall back to blocks if that fails, or if
+        a zone was left out (icalendar must not see a zone that would hang it)."""
+        if split.damage is None and len(zones) == len(split.zones):
             try:
                 components = icalendar.Calendar.from_ical(text, multiple=True)
             except Exception as error:  # icalendar raises many types on garbage
                 self.warn(f"damaged calendar ({_short(error)}); read event by event")
             else:
-                return self.expand(self.vevents(components))
-        return self.expand(self.read_blocks(split.events, split.zones))
+                found = self.vevents(components)
+                if len(found) >= len(split.events):
+                    return self.expand(found)
+                # icalendar dropped what it could not place (a first line indented, say)
+                self.warn(f"damaged calendar ({len(split.events)} events, {len(found)} parsed)"
+                          "; read event by event")
+        return self.expand(self.read_blocks(split.events, zones))
 
-    def read_fast(self, split: _Split) -> list[Event]:
+    def read_fast(self, split: _Split, zones: list[tuple[str, str]]) -> list[Event]:
         """Parse only the UID groups that can name a client and start in the window."""
         kept = [block for group in _groups(split.events) if self.keep(group) for block in group]
+        return self.parse_kept(kept, zones)
+
+    def parse_kept(self, kept: list[_Block], zones: list[tuple[str, str]]) -> list[Event]:
+        """Parse the blocks the prefilter kept, all at once, else one by one."""
         if not kept:
             return []
         try:
-            components = icalendar.Calendar.from_ical(_synthetic(kept, split.zones), multiple=True)
+            components = icalendar.Calendar.from_ical(_synthetic(kept, zones), multiple=True)
         except Exception as error:  # a broken VTIMEZONE or nesting among the kept blocks
             self.warn(f"damaged calendar ({_short(error)}); read event by event")
-            return self.expand(self.read_blocks(kept, split.zones))
+            return self.expand(self.read_blocks(kept, zones))
         return self.expand(self.vevents(components))
+
+    def read_stream(self, handle: BinaryIO, chunk_size: int) -> list[Event]:
+        """The fast path over a file in two passes (see :func:`read_calendar_stream`)."""
+        origin = handle.tell()
+        for encoding in ("utf-8-sig", "cp1252", "latin-1"):
+            handle.seek(origin)
+            try:
+                survey = self.survey(_pieces(handle, encoding, chunk_size))
+            except UnicodeDecodeError:
+                continue
+            break
+        splitter = survey.splitter
+        if not survey.blocks and not splitter.calendars and not splitter.lost:
+            self.warn(f"not a calendar: {survey.head.reason()}")
+            return []
+        self.report(None if encoding == "utf-8-sig" else encoding, splitter.damage,
+                    splitter.lost)
+        zones = self.usable_zones(splitter.zones)
+        if not any(survey.verdicts.values()):
+            return []
+        handle.seek(origin)
+        kept: list[_Block] = []
+        unsure: dict[object, list[_Block]] = {}
+        second = _Splitter()
+        ordinal = 0
+        for piece in _pieces(handle, encoding, chunk_size):
+            second.feed(piece)
+            ordinal = self.sort_blocks(second, survey, ordinal, kept, unsure)
+        second.finish()
+        self.sort_blocks(second, survey, ordinal, kept, unsure)
+        for group in unsure.values():
+            if any(self.names(block.text) for block in group):
+                kept.extend(group)
+        kept = [block for group in _groups(kept) for block in group]
+        return self.parse_kept(kept, zones)
+
+    def survey(self, pieces: Iterable[str]) -> _Survey:
+        """The first pass: for each UID group, whether it can matter (see ``keep``)."""
+        splitter = _Splitter()
+        head = _Head()
+        flags: dict[object, int] = {}
+        blocks = 0
+        check_names = bool(self.scope.needles)
+        for piece in pieces:
+            head.feed(piece)
+            splitter.feed(piece)
+            blocks = self.survey_blocks(splitter, flags, blocks, check_names)
+        splitter.finish()
+        blocks = self.survey_blocks(splitter, flags, blocks, check_names)
+        verdicts = {}
+        for key, state in flags.items():
+            if state & _DATES and (not check_names or state & (_NAMES | _UNSURE)):
+                verdicts[key] = _KEEP if not check_names or state & _NAMES else _UNSURE
+        return _Survey(splitter, head, blocks, verdicts)
+
+    def survey_blocks(self, splitter: _Splitter, flags: dict[object, int], blocks: int,
+                      check_names: bool) -> int:
+        """Note what the splitter found since the last call; return the blocks seen so far."""
+        for text, own, _ in splitter.events:
+            key = _group_key(own, blocks)
+            blocks += 1
+            state = flags.get(key, 0)
+            if self.dates_ok(own):
+                state |= _DATES
+            if check_names and not state & _NAMES:
+                if not state & _DATES:
+                    state |= _UNSURE  # looked at only if the group turns out to need it
+                elif self.names(text):
+                    state |= _NAMES
+            flags[key] = state
+        splitter.events.clear()
+        return blocks
+
+    def sort_blocks(self, splitter: _Splitter, survey: _Survey, ordinal: int,
+                    kept: list[_Block], unsure: dict[object, list[_Block]]) -> int:
+        """The second pass: keep the blocks of the groups the survey chose."""
+        xwr = survey.splitter.xwr
+        for text, own, calendar in splitter.events:
+            key = _group_key(own, ordinal)
+            ordinal += 1
+            verdict = survey.verdicts.get(key)
+            if verdict is None:
+                continue
+            block = _Block(text, own, xwr[calendar] if 0 <= calendar < len(xwr) else None)
+            if verdict == _KEEP:
+                kept.append(block)
+            else:
+                unsure.setdefault(key, []).append(block)
+        splitter.events.clear()
+        splitter.zones.clear()
+        return ordinal
 
     def keep(self, group: list[_Block]) -> bool:
         """The prefilter: can this group matter to a client inside the window?"""
-        if not any(_RECURS.search(block.own) for block in group):
-            starts = [_DTSTART_DATE.search(block.own) for block in group]
-            if all(m is not None and not self.low <= m.group(1) <= self.high for m in starts):
-                return False
-        needles = self.scope.needles
-        if not needles:
+        if not any(self.dates_ok(block.own) for block in group):
+            return False
+        return not self.scope.needles or any(self.names(block.text) for block in group)
+
+    def dates_ok(self, own: str) -> bool:
+        """Whether a block may start inside the window: it recurs, has no readable start
+        date, or its DTSTART's digits lie inside the window (with a margin for zones)."""
+        if _RECURS.search(own):
             return True
+        match = _DTSTART_DATE.search(own)
+        return match is None or self.low <= match.group(1) <= self.high
+
+    def names(self, text: str) -> bool:
+        """Whether a block's text may name a client (one of the scope's needles)."""
         if self.scope.kinds is not None:
-            return any(self._names_client(block.text) for block in group)
-        for block in group:
-            text = block.text.lower().replace("\\", "")
-            if any(needle in text for needle in needles):
-                return True
-            if text.isascii():  # _fold leaves ASCII text as it is; needles may differ
-                if any(needle in text for needle in self.folded_changed):
-                    return True
-            elif any(needle in _fold(text) for needle in self.folded):
-                return True
-        return False
+            return self._names_client(text)
+        needles = self.scope.needles
+        text = text.lower().replace("\\", "")
+        if any(needle in text for needle in needles):
+            return True
+        if text.isascii():  # _fold leaves ASCII text as it is; needles may differ
+            return any(needle in text for needle in self.folded_changed)
+        return any(needle in _fold(text) for needle in self.folded)
 
     def _names_client(self, text: str) -> bool:
         """Whether a block could name a client, matched as attribution matches.
@@ -389,13 +764,28 @@ class _Reader:
             else:
                 good_zones.append((tzid, block))
         found = []
-        for block in blocks:
+        pending = blocks[::-1]
+        descents = 0
+        while pending:
+            block = pending.pop()
             try:
                 parsed = icalendar.Calendar.from_ical(
                     _synthetic([block], good_zones), multiple=True
                 )
             except Exception as error:
                 self.skip(_block_uid(block.own), _short(error))
+                # Events after a lost END line sit inside this one: read them on their own
+                # (a bounded number of times, as each look re-reads what is inside).
+                if block.text.upper().count("BEGIN:VEVENT") < 2:
+                    continue
+                if descents == MAX_DESCENTS:
+                    self.warn(f"events inside broken events: only {MAX_DESCENTS} looked into")
+                    continue
+                descents += 1
+                inner = _inner_blocks(block)
+                for uid in inner.lost:
+                    self.skip(uid, "BEGIN:VEVENT never closed (file cut off?)")
+                pending.extend(inner.events[::-1])
             else:
                 found.extend(self.vevents(parsed))
         return found
@@ -421,7 +811,11 @@ class _Reader:
         if zone is None:
             self.warn(f"unknown X-WR-TIMEZONE {str(value)!r} ignored")
             return calendar
-        return x_wr_timezone.to_standard(calendar, timezone=zone)
+        try:
+            return x_wr_timezone.to_standard(calendar, timezone=zone)
+        except Exception as error:  # it reads every date of the calendar, broken ones too
+            self.warn(f"X-WR-TIMEZONE {str(value)!r} not applied: {_short(error)}")
+            return calendar
 
     # -- expansion -----------------------------------------------------------------------------
 
@@ -467,6 +861,9 @@ class _Reader:
         if len(found) > MAX_OCCURRENCES:
             self.warn(f"event {uid}: over {MAX_OCCURRENCES} occurrences, kept the first")
             del found[MAX_OCCURRENCES:]
+        elif series.stopped:
+            self.warn(f"event {uid}: its rule repeats over {RULE_STEPS} times before the "
+                      "window ends; read only as far as that")
         fields: dict[int, dict] = {}  # per source component: what all its occurrences share
         events = []
         for occurrence in found:
@@ -501,6 +898,13 @@ class _Reader:
                     self.warn("ignored unreadable lines in events (none of the properties read)")
             if name.upper() in _USED:
                 return f"bad {name.upper()}: {message}"
+        for name in _USED:  # unreadable values the errors above do not list (a copy made
+            value = component.get(name)  # for X-WR-TIMEZONE has no errors), and bad rules
+            for item in value if isinstance(value, list) else () if value is None else (value,):
+                if isinstance(item, vBroken):
+                    return f"bad {name}: {item.parse_error or str(item)}"
+                if name == "RRULE" and (problem := _rule_problem(item)):
+                    return f"bad RRULE: {problem}"
         start = component.get("DTSTART")
         if start is None:
             return "no DTSTART"
@@ -516,7 +920,24 @@ class _Reader:
         if tzid and isinstance(value, datetime) and value.tzinfo is None:
             self.warn(f"unknown time zone {str(tzid)!r} without VTIMEZONE, read as local time")
         self.tidy_end(component, value)
+        self.tidy_rule(component, value)
         return None
+
+    def tidy_rule(self, component, start: date) -> None:
+        """A rule that ends before the event starts leaves no occurrence at all in
+        recurring_ical_events; RFC 5545 counts DTSTART as the first one always. Drop such a
+        rule (and say so), so the event is read once, as it starts."""
+        rules = component.get("RRULE")
+        rules = rules if isinstance(rules, list) else [rules] if rules is not None else []
+        first = start.date() if isinstance(start, datetime) else start
+        for rule in rules:
+            for until in rule.get("UNTIL", ()) if isinstance(rule, dict) else ():
+                last = until.date() if isinstance(until, datetime) else until
+                if isinstance(last, date) and last < first:
+                    self.warn(f"event {_uid_of(component) or '?'}: RRULE ends before DTSTART; "
+                              "read DTSTART alone")
+                    del component["RRULE"]
+                    return
 
     @staticmethod
     def tidy_end(component, start: date) -> None:
@@ -570,10 +991,115 @@ class _Occurrence(recurring_ical_events.Occurrence):
 
 
 class _Series(recurring_ical_events.Series):
-    """A series whose occurrences are ``_Occurrence`` (the hook Series offers for this)."""
+    """A series whose occurrences are ``_Occurrence`` (the hook Series offers for this) and
+    whose rules stop after ``RULE_STEPS`` occurrences (``stopped`` then says so)."""
+
+    def __init__(self, components) -> None:
+        super().__init__(components)
+        self.stopped = False
+        rules = getattr(self.recurrence, "rrules", None)
+        if rules is not None:
+            self.recurrence.rrules = [_StoppedRule(rule, self) for rule in rules]
 
     def occurrence(self, adapter, start=None, end=None) -> _Occurrence:
         return _Occurrence(adapter, start, end, sequence=self.sequence)
+
+
+class _StoppedRule:
+    """A dateutil rule (or rule set) whose ``between`` stops after ``RULE_STEPS`` steps.
+
+    dateutil's own ``between`` walks every occurrence from DTSTART on and returns them all
+    as a list: a rule every minute since 2015 means millions before the window starts.
+    This one yields lazily, so the reader's cap on occurrences ends the walk too.
+    """
+
+    def __init__(self, rule, series: _Series) -> None:
+        self.rule = rule
+        self.until = getattr(rule, "until", None)
+        self.series = series
+
+    def between(self, after, before, inc: bool = False) -> Iterator:
+        zone: object = False
+        low = high = inner_low = inner_high = None
+        for step, value in enumerate(self.rule):
+            if step >= RULE_STEPS:
+                self.series.stopped = True
+                return
+            if value.tzinfo is not zone:  # bounds a day off, in the values' own zone: a
+                zone = value.tzinfo  # comparison within one zone needs no UTC offset
+                low, high = _widened(after, zone, -_DAY), _widened(before, zone, _DAY)
+                inner_low, inner_high = _widened(after, zone, _DAY), _widened(before, zone, -_DAY)
+            if value > high:
+                return
+            if value < low:
+                continue
+            if inner_low < value < inner_high:
+                yield value
+                continue
+            if value > before or (value == before and not inc):
+                return
+            if value > after or (value == after and inc):
+                yield value
+
+
+_DAY = timedelta(days=1)
+
+
+def _widened(bound: datetime, zone, by: timedelta) -> datetime:
+    """``bound + by`` in ``zone`` when both are zoned (dateutil's custom zones compute each
+    offset anew, slowly), else ``bound`` itself."""
+    if zone is None or bound.tzinfo is None:
+        return bound
+    try:
+        return bound.astimezone(zone) + by
+    except (OverflowError, ValueError):
+        return bound
+
+
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_RRULE_LINE = re.compile(r"\n(?i:RRULE)[^:\r\n]*:([^\r\n]*)")
+
+
+def _zone_problem(block: str) -> str | None:
+    """Why a VTIMEZONE would hang whoever computes its offsets, or None.
+
+    Each offset lookup walks the zone's rules from their DTSTART (often 1601) on: a rule
+    more frequent than yearly means millions of steps per event.
+    """
+    for match in _RRULE_LINE.finditer(block):
+        parts: dict[str, list[str]] = {}
+        for part in match.group(1).split(";"):
+            key, _, value = part.partition("=")
+            parts[key.strip().upper()] = value.split(",")
+        freq = ",".join(parts.get("FREQ", [""])).strip().upper()
+        if freq != "YEARLY":
+            return f"RRULE FREQ={freq or '?'} (a zone changes yearly)"
+        problem = _rule_problem(parts)
+        if problem:
+            return f"RRULE {problem}"
+    return None
+
+
+def _rule_problem(rule) -> str | None:
+    """What makes a rule unusable before dateutil tries it, or None.
+
+    dateutil loops for ever on INTERVAL=0, and walks to the year 9999 (seconds, for a
+    minutely rule) looking for a day like 30 February that never comes.
+    """
+    if not isinstance(rule, dict):
+        return None
+    try:
+        if any(int(value) < 1 for value in rule.get("INTERVAL", ())):
+            return "INTERVAL must be 1 or more"
+        months = [int(value) for value in rule.get("BYMONTH", ())]
+        days = [int(value) for value in rule.get("BYMONTHDAY", ())]
+    except (TypeError, ValueError):
+        return None  # dateutil says what is wrong
+    if months and days and all(1 <= m <= 12 for m in months) and not any(
+        1 <= abs(day) <= _MONTH_DAYS[month - 1] for month in months for day in days
+    ):
+        return "no day of BYMONTH is in BYMONTHDAY"
+    return None
 
 
 def _occurrence_id(occurrence: _Occurrence) -> str:
@@ -598,6 +1124,34 @@ def _fields(component) -> dict:
         "attendees": _attendees(component),
         "clientlove_key": key or None,
     }
+
+
+_DATES, _NAMES, _UNSURE = 1, 2, 4  # what the survey found out about a UID group
+_KEEP = 1  # a survey's verdict: keep the group (_UNSURE: look at its names in the 2nd pass)
+
+
+@dataclass(slots=True)
+class _Survey:
+    """What the first pass over a stream found."""
+
+    splitter: _Splitter  # its damage, zones, calendars and X-WR-TIMEZONEs
+    head: _Head
+    blocks: int
+    verdicts: dict[object, int]  # group key: _KEEP or _UNSURE (groups left out are dropped)
+
+
+def _group_key(own: str, ordinal: int) -> object:
+    """The group a block belongs to: its UID, or itself (its place in the file) without one."""
+    uid = _block_uid(own)
+    return uid if uid is not None else ("#", ordinal)
+
+
+def _inner_blocks(block: _Block) -> _Split:
+    """The VEVENTs nested inside a block, found as if its BEGIN and END lines were gone."""
+    text = block.text.rstrip("\r\n")
+    inner = _split(text[text.find("\n") + 1 : text.rfind("\n") + 1])
+    inner.events = [_Block(item.text, item.own, block.xwr) for item in inner.events]
+    return inner
 
 
 def _groups(blocks: list[_Block]) -> list[list[_Block]]:
@@ -670,10 +1224,11 @@ def _same_kind(a: date, b: date) -> bool:
 
 
 def _uid_of(component) -> str:
+    """The UID, or the first that is not empty when a broken event has several."""
     uid = component.get("UID")
-    if uid is None or isinstance(uid, list):
-        return ""
-    return str(uid)
+    if isinstance(uid, list):
+        return next((str(item) for item in uid if str(item).strip()), "")
+    return "" if uid is None else str(uid)
 
 
 def _made_up_uid(component) -> str:

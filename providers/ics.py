@@ -2,7 +2,9 @@
 
 The source's cursor remembers what it last read (file size and mtime, or the URL's ETag and
 Last-Modified, plus a digest of the content) and the read scope it was read for, so an
-unchanged calendar is neither downloaded nor parsed again.
+unchanged calendar is neither downloaded nor parsed again. A source is streamed: a local file
+is read in pieces, a download spools to a temporary file, and neither the bytes nor the text
+are held whole, so a 100 MB export is read in bounded memory.
 
 The target keeps everything already in its file untouched and writes the file atomically
 (temporary file, fsync, rename) in ``flush``, and only when something changed: a cycle
@@ -19,11 +21,12 @@ import tempfile
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 import icalendar
 import requests
 
-from daemon.icsread import read_calendar
+from daemon.icsread import read_calendar_stream
 from daemon.model import ChangeSet, ReadScope, Reminder, RemoteReminder
 from daemon.reminder_ical import add_timezones, from_vevent, key_of, new_calendar, to_vevent
 from providers.base import (
@@ -37,6 +40,11 @@ from providers.base import (
     TargetLimits,
     Transient,
 )
+
+#: A downloaded calendar stays in memory up to this size, then spills to a temporary file.
+SPOOL_IN_MEMORY = 8 << 20
+#: A calendar URL answering more than this is refused (a runaway server must not fill the disk).
+MAX_DOWNLOAD = 1 << 30
 
 USER_AGENT = "clientlove/0.1 (+https://github.com/clientlove/clientlove)"
 
@@ -74,35 +82,49 @@ class IcsSource:
                 previous = json.loads(cursor)
         reusable = bool(previous) and scope.served_by(previous)
         if self.path is not None:
-            data, meta = self._read_file(previous if reusable else {})
-        else:
-            data, meta = self._fetch(previous if reusable else {})
-        if data is None:
-            return ChangeSet(cursor=json.dumps({**previous, **meta}, sort_keys=True))
-        digest = hashlib.sha256(data).hexdigest()
-        meta["sha256"] = digest
-        state = {**scope.fingerprint(), **meta}
-        if reusable and previous.get("sha256") == digest:
-            return ChangeSet(cursor=json.dumps({**previous, **meta}, sort_keys=True))
-        events = read_calendar(data, self.name, scope)
+            return self._file_changes(previous if reusable else {}, scope)
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as body:
+            meta, fresh = self._fetch(previous if reusable else {}, body)
+            if not fresh:  # 304 Not Modified
+                return ChangeSet(cursor=json.dumps({**previous, **meta}, sort_keys=True))
+            if reusable and previous.get("sha256") == meta["sha256"]:
+                return ChangeSet(cursor=json.dumps({**previous, **meta}, sort_keys=True))
+            body.seek(0)
+            events = read_calendar_stream(body, self.name, scope)  # type: ignore[arg-type]
         return ChangeSet(upserted=tuple(events), full=True,
-                         cursor=json.dumps(state, sort_keys=True))
+                         cursor=json.dumps({**scope.fingerprint(), **meta}, sort_keys=True))
 
-    def _read_file(self, previous: dict[str, object]) -> tuple[bytes | None, dict[str, object]]:
+    def _file_changes(self, previous: dict[str, object], scope: ReadScope) -> ChangeSet:
+        """A local file: unchanged (same size and mtime, or same digest), or read again.
+
+        The digest and the read stream the file from one open handle, so they see the same
+        file even if it is replaced meanwhile (the next cycle sees the new mtime).
+        """
         assert self.path is not None
         try:
             stat = self.path.stat()
             meta: dict[str, object] = {"mtime_ns": stat.st_mtime_ns, "size": stat.st_size}
             if previous and all(previous.get(k) == v for k, v in meta.items()):
-                return None, meta
-            return self.path.read_bytes(), meta
+                return ChangeSet(cursor=json.dumps({**previous, **meta}, sort_keys=True))
+            with self.path.open("rb") as handle:
+                meta["sha256"] = hashlib.file_digest(handle, "sha256").hexdigest()
+                if previous and previous.get("sha256") == meta["sha256"]:
+                    return ChangeSet(cursor=json.dumps({**previous, **meta}, sort_keys=True))
+                handle.seek(0)
+                events = read_calendar_stream(handle, self.name, scope)
         except FileNotFoundError as exc:
             raise NotFound(f"no such file: {self.path}", provider=self.name) from exc
         except OSError as exc:
             raise ProviderError(f"cannot read {self.path}: {exc.strerror}",
                                 provider=self.name) from exc
+        return ChangeSet(upserted=tuple(events), full=True,
+                         cursor=json.dumps({**scope.fingerprint(), **meta}, sort_keys=True))
 
-    def _fetch(self, previous: dict[str, object]) -> tuple[bytes | None, dict[str, object]]:
+    def _fetch(self, previous: dict[str, object], body: BinaryIO
+               ) -> tuple[dict[str, object], bool]:
+        """Download the calendar into ``body``: its validators and digest, and False when the
+        server says it is unchanged (304, nothing written). The body is streamed (a big feed
+        spills to a temporary file) and refused beyond ``MAX_DOWNLOAD`` bytes."""
         assert self.url is not None
         headers = {"User-Agent": USER_AGENT, "Accept": "text/calendar, */*;q=0.5"}
         if previous.get("etag"):
@@ -114,21 +136,38 @@ class IcsSource:
             auth = (self.username, self._secret())
         session = self._session or requests.Session()
         try:
-            response = session.get(self.url, headers=headers, auth=auth, timeout=self.timeout,
-                                   verify=self.verify_tls)
+            with session.get(self.url, headers=headers, auth=auth, timeout=self.timeout,
+                             verify=self.verify_tls, stream=True) as response:
+                meta = self._check_status(response)
+                if response.status_code == 304:
+                    return {**{k: previous[k] for k in ("etag", "last_modified")
+                               if k in previous}, **meta}, False
+                digest = hashlib.sha256()
+                size = 0
+                for chunk in response.iter_content(chunk_size=1 << 16):
+                    size += len(chunk)
+                    if size > MAX_DOWNLOAD:
+                        raise BadData(f"{self.url} is over {MAX_DOWNLOAD >> 20} MB; refused",
+                                      provider=self.name)
+                    digest.update(chunk)
+                    body.write(chunk)
         except requests.RequestException as exc:
             raise Transient(f"cannot fetch {self.url}: {type(exc).__name__}",
                             provider=self.name) from None
         finally:
             if self._session is None:
                 session.close()
+        meta["sha256"] = digest.hexdigest()
+        return meta, True
+
+    def _check_status(self, response: requests.Response) -> dict[str, object]:
+        """The validators of a 200 or 304 answer; any other status raises."""
         status = response.status_code
-        meta = {k: v for k, v in (("etag", response.headers.get("ETag")),
-                                  ("last_modified", response.headers.get("Last-Modified")))
-                if v}
+        meta: dict[str, object] = {
+            k: v for k, v in (("etag", response.headers.get("ETag")),
+                              ("last_modified", response.headers.get("Last-Modified"))) if v}
         if status == 304:
-            return None, {**{k: previous[k] for k in ("etag", "last_modified") if k in previous},
-                          **meta}
+            return meta
         if status in (401, 403):
             raise AuthError(f"{self.url} refused access (HTTP {status}): check the username and "
                             "credential", provider=self.name)
@@ -139,7 +178,7 @@ class IcsSource:
                             retry_after=_retry_after(response.headers.get("Retry-After")))
         if status != 200:
             raise BadData(f"{self.url} answered HTTP {status}", provider=self.name)
-        return response.content, meta
+        return meta
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from daemon.model import ReadScope
-from providers.base import AuthError, NotFound, Transient
+from providers import ics
+from providers.base import AuthError, BadData, NotFound, Transient
 from providers.ics import IcsSource
 
 TZ = ZoneInfo("Europe/London")
@@ -40,6 +41,7 @@ class FeedServer:
         self.status = 200
         self.requests: list[dict[str, str]] = []
         self.password: str | None = None
+        self.cut_at: int | None = None  # send only this many bytes of the body, then hang up
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -74,7 +76,9 @@ class FeedServer:
                 self.send_header("Last-Modified", "Mon, 05 Jan 2026 10:00:00 GMT")
                 self.send_header("Content-Length", str(len(owner.body)))
                 self.end_headers()
-                self.wfile.write(owner.body)
+                self.wfile.write(owner.body[: owner.cut_at])
+                if owner.cut_at is not None:
+                    self.close_connection = True
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/cal.ics"
@@ -158,3 +162,47 @@ def test_server_trouble_is_transient_with_retry_after(feed: FeedServer, status: 
 def test_unreachable_url_is_transient():
     with pytest.raises(Transient):
         IcsSource("feed", url="http://127.0.0.1:9/none.ics", timeout=2).changes(None, scope())
+
+
+def _big_body(events: int) -> bytes:
+    """A calendar of ``events`` events, one in every 500 naming Acme."""
+    blocks = [
+        f"BEGIN:VEVENT\r\nUID:big-{n}\r\nDTSTAMP:20260101T000000Z\r\n"
+        f"DTSTART:2026{1 + n % 12:02d}{1 + n % 28:02d}T100000Z\r\n"
+        f"SUMMARY:{'Acme sync' if n % 500 == 0 else 'Dentist'} {n}\r\n"
+        f"DESCRIPTION:{'x' * 300}\r\nEND:VEVENT\r\n"
+        for n in range(events)
+    ]
+    return BODY.replace(b"END:VCALENDAR", "".join(blocks).encode() + b"END:VCALENDAR")
+
+
+def test_big_download_is_spooled_and_read_like_the_file(feed: FeedServer, tmp_path: Path):
+    """A feed over the in-memory spool size is streamed to a temporary file; it reads exactly
+    as the same bytes read from a local file."""
+    feed.body = _big_body(25_000)
+    assert len(feed.body) > ics.SPOOL_IN_MEMORY
+    (tmp_path / "cal.ics").write_bytes(feed.body)
+    by_url = IcsSource("feed", url=feed.url).changes(None, scope(("acme",)))
+    by_file = IcsSource("feed", path=tmp_path / "cal.ics").changes(None, scope(("acme",)))
+    assert len(by_url.upserted) == 51 and by_url.upserted == by_file.upserted
+
+
+def test_cut_off_download_is_transient_and_keeps_the_cursor(feed: FeedServer):
+    """A body shorter than its Content-Length is a network fault, not a calendar: nothing
+    is read from it, and the next try downloads again."""
+    source = IcsSource("feed", url=feed.url)
+    first = source.changes(None, scope())
+    feed.body = BODY.replace(b"Acme review", b"Acme steering")
+    feed.cut_at = len(feed.body) // 2
+    with pytest.raises(Transient, match="feed"):
+        source.changes(first.cursor, scope())
+    feed.cut_at = None
+    again = source.changes(first.cursor, scope())
+    assert again.full and again.upserted[0].summary == "Acme steering"
+
+
+def test_runaway_download_is_refused(feed: FeedServer, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(ics, "MAX_DOWNLOAD", 4096)
+    feed.body = _big_body(100)
+    with pytest.raises(BadData, match="over"):
+        IcsSource("feed", url=feed.url).changes(None, scope())

@@ -83,7 +83,7 @@ def _more(soak: bool, fresh: Callable[[], Path], radicale) -> list:
         print("  bad-input scenarios: not in this tree, not run", file=sys.stderr)
         bad = None
 
-    big = 100 if soak else 20
+    big = 500 if soak else 100
 
     def guard() -> ScenarioResult:
         total = ScenarioResult("mass-change guard")

@@ -40,8 +40,9 @@ def test_faults_at_20_percent_then_one_clean_cycle_converges(kind, request, tmp_
 def test_kill_9_at_random_points(kind, request, tmp_path):
     rig = _rig(kind, request, tmp_path)
     try:
+        # 25 kills each: the "at least 50" over CalDAV and Google in every CI run
         result = run_crashes(rig, tmp_path, crashes=100 if SOAK else 25)
     finally:
         rig.proxy.close()
-    assert result.crashes >= 10
+    assert result.crashes >= (100 if SOAK else 25)
     assert result.violations == [], "\n".join(result.violations)

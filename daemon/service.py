@@ -27,6 +27,7 @@ from daemon.identity import reminder_hash
 from daemon.notify import Notifier, watchdog_interval
 from daemon.reconcile import Kind
 from daemon.reminder_ical import add_timezones, new_calendar, to_vevent
+from daemon.retry import DEFAULT_BACKOFF, Backoff
 from daemon.state import State
 from providers import build_source, build_target
 from providers.base import Source, Target
@@ -72,9 +73,11 @@ class Service:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         notifier: Notifier | None = None,
+        backoff: Backoff = DEFAULT_BACKOFF,
     ) -> None:
         self.config_path = config_path
         self.clock = clock
+        self.backoff = backoff
         self.config: Config = load_config(config_path)  # ConfigError: the caller exits 78
         self.state = State(default_state_path(self.config))
         self.notifier = notifier or Notifier.from_env()
@@ -107,7 +110,8 @@ class Service:
             try:
                 config, providers = self.config, self.providers
                 report = run_cycle(config, self.state, providers.sources, providers.target,
-                                   self.clock(), stop=self.stop_event.is_set)
+                                   self.clock(), stop=self.stop_event.is_set,
+                                   backoff=self.backoff)
             except Exception:  # a bug must not take the daemon down: report it, go on
                 log.exception("cycle failed")
                 self.notifier.status("last cycle failed with an internal error; see the log")

@@ -31,8 +31,10 @@ import yaml
 from daemon.config import parse_config
 from daemon.cycle import run_cycle
 from daemon.identity import slug
+from daemon.notify import Notifier
 from daemon.reconcile import day_of
 from daemon.retry import Backoff
+from daemon.service import Service
 from daemon.state import State
 from providers import build_source, build_target
 from tests.harness import CalDavHarness, GoogleHarness, TargetHarness
@@ -192,34 +194,38 @@ def _final_checks(rig: Rig, config, state: State, now: datetime,
 
 def run_faults(rig: Rig, root: Path, cycles: int, rate: float = 0.2,
                seed: int = 1) -> ScenarioResult:
-    """``cycles`` cycles with ``rate`` of the requests failing, the history changing."""
+    """``cycles`` cycles of the daemon's own :class:`Service` (its providers, sessions and
+    state kept from cycle to cycle, as in ``clientlove run``) with ``rate`` of the requests
+    failing and the history changing. A cycle the service had to give up on as an internal
+    error (it logs and goes on, so the daemon never exits) is a violation too."""
     result = ScenarioResult(f"faults ({rig.kind})")
     rng = random.Random(seed)
     counter = [0]
     os.environ["CREDENTIALS_DIRECTORY"] = str(root / "creds")
-    config = parse_config(full_config(rig, root), root)
-    state = State(root / "state.sqlite")
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(full_config(rig, root)))
+    clock = [NOW]
+    service = Service(path, clock=lambda: clock[0], notifier=Notifier(None), backoff=FAST)
     foreign_before = rig.target.foreign_fingerprints()
     rig.proxy.fault = random_faults(rng, rate, counter)
-    now = NOW
-    for n in range(cycles):
-        now = NOW + timedelta(hours=8 * n)
-        if n % 3 == 0:
-            rig.add_meeting(rng.randrange(CLIENTS), now - timedelta(hours=1))
-        if n % 17 == 5:
-            rig.drop_meeting(rng.randrange(CLIENTS))
-        sources = [build_source(s) for s in config.sources]
-        target = build_target(config.target, stamp=lambda t=now: t, tz=config.tz)
-        try:
-            run_cycle(config, state, sources, target, now, backoff=FAST)
-        except Exception as exc:  # any escape is the violation
-            result.violations.append(f"cycle {n} raised {type(exc).__name__}: {exc}")
+    try:
+        for n in range(cycles):
+            clock[0] = NOW + timedelta(hours=8 * n)
+            if n % 3 == 0:
+                rig.add_meeting(rng.randrange(CLIENTS), clock[0] - timedelta(hours=1))
+            if n % 17 == 5:
+                rig.drop_meeting(rng.randrange(CLIENTS))
+            if service.cycle() is None:
+                result.violations.append(f"cycle {n}: the service gave up (internal error)")
+            result.cycles += 1
+        rig.proxy.fault = None
+        result.faults = counter[0]
+        result.add(_final_checks(rig, service.config, service.state,
+                                 clock[0] + timedelta(minutes=5), foreign_before))
         result.cycles += 1
-    rig.proxy.fault = None
-    result.faults = counter[0]
-    result.add(_final_checks(rig, config, state, now + timedelta(minutes=5), foreign_before))
-    result.cycles += 1
-    state.close()
+    finally:
+        rig.proxy.fault = None
+        service.state.close()
     return result
 
 

@@ -131,7 +131,8 @@ def main() -> None:
     problems: list[str] = []
     saved = os.environ.get("CREDENTIALS_DIRECTORY")
     with tempfile.TemporaryDirectory(prefix="clientlove-reliability-") as tmp:
-        radicale = start_server("radicale", Path(tmp) / "radicale")
+        # logins required: the password is a secret the no-secret invariant looks for
+        radicale = start_server("radicale", Path(tmp) / "radicale", htpasswd=True)
         try:
             _run_all(scenarios(args.soak, Path(tmp), radicale), rows, problems)
         finally:

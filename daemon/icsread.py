@@ -429,6 +429,9 @@ def _pieces(handle: BinaryIO, encoding: str, chunk_size: int) -> Iterator[str]:
         if text:
             before = text[-1]
         if not raw:
+            pending = decoder.getstate()[0]
+            if pending:  # utf-8-sig keeps a cut BOM at the end instead of raising
+                raise UnicodeDecodeError(encoding, pending, 0, len(pending), "cut-off at the end")
             break
     piece = _unfold(_line_breaks("".join(carry)))
     if piece:

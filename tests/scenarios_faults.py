@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
+import logging
 import os
 import random
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +33,7 @@ import yaml
 from daemon.config import parse_config
 from daemon.cycle import run_cycle
 from daemon.identity import slug
+from daemon.logsetup import setup_logging
 from daemon.notify import Notifier
 from daemon.reconcile import day_of
 from daemon.retry import Backoff
@@ -38,7 +41,7 @@ from daemon.service import Service
 from daemon.state import State
 from providers import build_source, build_target
 from tests.harness import CalDavHarness, GoogleHarness, TargetHarness
-from tests.invariants import ScenarioResult, check_state, check_target
+from tests.invariants import ScenarioResult, check_no_secret, check_state, check_target
 from tests.servers import CountingProxy, Fault
 
 TZ = ZoneInfo("Europe/London")
@@ -46,6 +49,9 @@ NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 CLIENTS = 12
 FAST = Backoff(attempts=3, base=0.01, cap=0.05)
 SECRET = "s3cret-pa55"
+#: Google credentials distinctive enough to be found if anything ever prints them.
+ACCESS_TOKEN = "ya29.fault-access-token-5f1c"
+REFRESH_TOKEN = "1//fault-refresh-token-9e2b"
 
 
 def _meeting(uid: str, start: datetime, client: int) -> icalendar.Event:
@@ -94,6 +100,7 @@ class Rig:
     add_meeting: Callable[[int, datetime], None]
     drop_meeting: Callable[[int], None]
     foreign_uids: list[str]
+    secrets: tuple[str, ...] = ()  # what must appear in no output, log, state or event
 
 
 def caldav_rig(server, root: Path) -> Rig:
@@ -120,7 +127,7 @@ def caldav_rig(server, root: Path) -> Rig:
     def drop(i: int) -> None:
         source.http.delete(source.url + hashlib.sha1(f"m{i}".encode()).hexdigest() + ".ics")
 
-    return Rig("caldav", proxy, target, config, add, drop, foreign)
+    return Rig("caldav", proxy, target, config, add, drop, foreign, (server.password,))
 
 
 def google_rig(api, root: Path) -> Rig:
@@ -140,7 +147,8 @@ def google_rig(api, root: Path) -> Rig:
     from providers.google import SCOPES
 
     (root / "creds" / "g").write_text(json.dumps({
-        "token": "t", "refresh_token": "r", "token_uri": proxy.base_url.rstrip("/") + "/token",
+        "token": ACCESS_TOKEN, "refresh_token": REFRESH_TOKEN,
+        "token_uri": proxy.base_url.rstrip("/") + "/token",
         "client_id": "c", "client_secret": SECRET, "scopes": SCOPES}))
     base = proxy.base_url.rstrip("/")
     config = {
@@ -161,7 +169,8 @@ def google_rig(api, root: Path) -> Rig:
         with contextlib.suppress(KeyError):
             api.user_delete("primary", f"meet{i:04d}")
 
-    return Rig("google", proxy, target, config, add, drop, foreign)
+    return Rig("google", proxy, target, config, add, drop, foreign,
+               (SECRET, ACCESS_TOKEN, REFRESH_TOKEN))
 
 
 def full_config(rig: Rig, root: Path) -> dict:
@@ -208,6 +217,15 @@ def run_faults(rig: Rig, root: Path, cycles: int, rate: float = 0.2,
     service = Service(path, clock=lambda: clock[0], notifier=Notifier(None), backoff=FAST)
     foreign_before = rig.target.foreign_fingerprints()
     rig.proxy.fault = random_faults(rng, rate, counter)
+    with capture_logs() as logs:
+        _fault_cycles(rig, service, cycles, rng, clock, counter, result, foreign_before)
+    result.add(no_secret_anywhere(rig, {"the log": logs.getvalue()}, root / "state.sqlite"))
+    return result
+
+
+def _fault_cycles(rig: Rig, service: Service, cycles: int, rng: random.Random,
+                  clock: list[datetime], counter: list[int], result: ScenarioResult,
+                  foreign_before: dict[str, str]) -> None:
     try:
         for n in range(cycles):
             clock[0] = NOW + timedelta(hours=8 * n)
@@ -226,7 +244,43 @@ def run_faults(rig: Rig, root: Path, cycles: int, rate: float = 0.2,
     finally:
         rig.proxy.fault = None
         service.state.close()
-    return result
+
+
+@contextlib.contextmanager
+def capture_logs() -> Iterator[io.StringIO]:
+    """Everything logged meanwhile, as ``clientlove -vv run`` would print it (the daemon's
+    own logging set-up, debug level, tracebacks included); the test process's logging is
+    put back afterwards."""
+    buffer = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    loggers = {name: logging.getLogger(name).level for name in LIBRARY_LOGGERS}
+    setup_logging(2, stream=buffer)
+    try:
+        yield buffer
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+        for name, old in loggers.items():
+            logging.getLogger(name).setLevel(old)
+
+
+LIBRARY_LOGGERS = ("urllib3", "requests", "charset_normalizer", "niquests", "apscheduler",
+                   "waitress", "caldav", "googleapiclient", "google", "google_auth_oauthlib")
+
+
+def no_secret_anywhere(rig: Rig, outputs: dict[str, str], state_path: Path) -> list[str]:
+    """The invariant: no secret of the rig in the outputs, the state file or the target."""
+    everything = dict(outputs)
+    for path in (state_path, *state_path.parent.glob(state_path.name + "-*")):
+        if path.is_file():
+            everything[path.name] = path.read_bytes().decode("latin-1")
+    everything["the target's events"] = "\n".join(
+        event.to_ical().decode("utf-8", "replace") for event in rig.target.all_events())
+    return check_no_secret(everything, rig.secrets)
 
 
 def run_crashes(rig: Rig, root: Path, crashes: int, seed: int = 2) -> ScenarioResult:
@@ -244,14 +298,21 @@ def run_crashes(rig: Rig, root: Path, crashes: int, seed: int = 2) -> ScenarioRe
                                                                          "DELETE") else None
     now = NOW
 
-    def sync(at: datetime) -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "daemon", "--config", str(path), "--now", at.isoformat(),
-             "sync"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    log = root / "run.log"
 
+    def sync(at: datetime) -> subprocess.Popen:
+        """A debug-level run, its stdout and stderr into ``log`` (a pipe could fill up)."""
+        with log.open("wb") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "daemon", "-vv", "--config", str(path), "--now",
+                 at.isoformat(), "sync"], stdout=out, stderr=subprocess.STDOUT, env=env)
+
+    outputs: dict[str, str] = {}
     start = time.perf_counter()
     first = sync(now)
     first.wait(timeout=120)
+    outputs["the first run's output"] = log.read_text(errors="replace")
+    # a kill lands at a random moment of a run as long as the last one that ran to its end
     span = max(0.5, time.perf_counter() - start)
     n = -1
     while result.crashes < crashes and n < 2 * crashes:
@@ -260,15 +321,19 @@ def run_crashes(rig: Rig, root: Path, crashes: int, seed: int = 2) -> ScenarioRe
         if n % 2 == 0:
             rig.drop_meeting(rng.randrange(CLIENTS))
             rig.add_meeting(rng.randrange(CLIENTS), now - timedelta(hours=2))
+        began = time.perf_counter()
         proc = sync(now)
         time.sleep(rng.uniform(0.2, span))
         if proc.poll() is None:
             proc.kill()
             result.crashes += 1
+        else:
+            span = max(0.5, time.perf_counter() - began)
         proc.wait(timeout=30)
-        stderr = proc.stderr.read().decode() if proc.stderr else ""
-        if "Traceback" in stderr:
-            result.violations.append(f"run {n}: a traceback: {stderr[-300:]}")
+        output = log.read_text(errors="replace")
+        outputs[f"run {n}'s output"] = output
+        if "Traceback" in output:
+            result.violations.append(f"run {n}: a traceback: {output[-300:]}")
         result.cycles += 1
     rig.proxy.fault = None
     config = parse_config(full_config(rig, root), root)
@@ -277,4 +342,5 @@ def run_crashes(rig: Rig, root: Path, crashes: int, seed: int = 2) -> ScenarioRe
     result.add(_final_checks(rig, config, state, now + timedelta(minutes=5), foreign_before))
     result.cycles += 1
     state.close()
+    result.add(no_secret_anywhere(rig, outputs, root / "state.sqlite"))
     return result

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -97,6 +99,7 @@ def _more(soak: bool, fresh: Callable[[], Path], radicale) -> list:
 
     inputs = [] if bad is None else [
         ("bad iCalendar", lambda: bad.run_broken_icalendar(3000 if soak else 300)),
+        ("hypothesis reader", lambda: _hypothesis(soak)),
         ("bad config", lambda: bad.run_broken_configs(2000 if soak else 200)),
         ("corpus", bad.run_corpus),
         (f"{big} MB source", lambda: bad.run_big_file(big, fresh())),
@@ -113,6 +116,23 @@ def _more(soak: bool, fresh: Callable[[], Path], radicale) -> list:
             "google", api, fresh(), rounds=100 if soak else 20))),
         ("mass-change guard", guard),
     ]
+
+
+def _hypothesis(soak: bool) -> ScenarioResult:
+    """The hypothesis properties of the reader (tests/test_fuzz_ical.py) in a pytest child:
+    inputs are the passing examples hypothesis reports, violations the failing tests."""
+    env = {**os.environ, "CLIENTLOVE_SOAK": "1" if soak else "0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "--hypothesis-show-statistics", str(ROOT / "tests" / "test_fuzz_ical.py")],
+        capture_output=True, text=True, cwd=ROOT, env=env)
+    result = ScenarioResult("hypothesis reader")
+    result.inputs = sum(int(n) for n in re.findall(r"(\d+) passing examples", done.stdout))
+    result.add(f"failed: {line[7:]}" for line in done.stdout.splitlines()
+               if line.startswith("FAILED "))
+    if done.returncode != 0 and not result.violations:
+        result.add([f"pytest exited {done.returncode}: {done.stdout[-300:]}"])
+    return result
 
 
 def _with_api(run: Callable[[FakeGoogleCalendar], ScenarioResult]) -> ScenarioResult:
@@ -140,6 +160,7 @@ def main() -> None:
     if saved is None:
         os.environ.pop("CREDENTIALS_DIRECTORY", None)
     _print(rows, problems)
+    sys.exit(1 if problems else 0)
 
 
 def _run_all(found: list, rows: list, problems: list[str]) -> None:

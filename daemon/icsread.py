@@ -67,6 +67,9 @@ _LONE_CR = re.compile(r"\r(?!\n)")
 _BOUNDARY = re.compile(r"\n(?i:(BEGIN|END)):([^\r\n]*?)(?=\r?$)", re.M)
 _UID = re.compile(r"\n(?i:UID)(?:;[^:\r\n]*)?:([^\r\n]*?)\r?$", re.M)
 _DTSTART_DATE = re.compile(r"\n(?i:DTSTART)[^:\r\n]*:(\d{8})")
+# A VEVENT inside a VEVENT (the outer one's END line lost): the prefilter cannot date the
+# inner one from the outer's lines, so such a block is always parsed.
+_NESTED_EVENT = re.compile(r"\n(?i:BEGIN:VEVENT)\r?$", re.M)
 _RECURS = re.compile(r"\n(?i:RRULE|RDATE)[;:]")
 _TZID_PARAM = re.compile(r';(?i:TZID)=("[^"\r\n]*"|[^;:\r\n]*)')
 _TZID_PROP = re.compile(r"\n(?i:TZID)[^:\r\n]*:([^\r\n]*?)\r?$", re.M)
@@ -664,7 +667,7 @@ class _Reader:
             key = _group_key(own, blocks)
             blocks += 1
             state = flags.get(key, 0)
-            if self.dates_ok(own):
+            if self.dates_ok(own) or _NESTED_EVENT.search(text):
                 state |= _DATES
             if check_names and not state & _NAMES:
                 if not state & _DATES:
@@ -695,8 +698,10 @@ class _Reader:
         return ordinal
 
     def keep(self, group: list[_Block]) -> bool:
-        """The prefilter: can this group matter to a client inside the window?"""
-        if not any(self.dates_ok(block.own) for block in group):
+        """The prefilter: can this group matter to a client inside the window? (A block that
+        holds another VEVENT is parsed whatever its own dates: the inner one may matter.)"""
+        if not any(self.dates_ok(block.own) or _NESTED_EVENT.search(block.text)
+                   for block in group):
             return False
         return not self.scope.needles or any(self.names(block.text) for block in group)
 

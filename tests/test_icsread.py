@@ -645,3 +645,18 @@ def test_iter_vevent_blocks_splits_without_parsing():
     assert all(b.startswith("BEGIN:VEVENT") and b.rstrip().endswith("END:VEVENT") for b in blocks)
     assert "jane.doe@acme.example" in blocks[0]  # unfolded
     assert "BEGIN:VALARM" in blocks[0]
+
+
+def test_event_inside_an_old_event_whose_end_was_lost():
+    """Found by tests/test_fuzz_ical.py: an old event lost its END line, so the next one sits
+    inside it. The date prefilter, reading the outer event's own DTSTART (2019), dropped the
+    inner one (2024) silently; a block holding another VEVENT is now always parsed."""
+    text = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n"
+        "BEGIN:VEVENT\r\nUID:old\r\nDTSTART:20190301T090000Z\r\nSUMMARY:jane, long ago\r\n"
+        "BEGIN:VEVENT\r\nUID:inner\r\nDTSTART:20240301T090000Z\r\nSUMMARY:jane\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    full, _ = read(text)
+    fast, _ = read(text, needles=("jane",), prefilter=True)
+    assert [e.uid for e in fast] == [e.uid for e in full] == ["inner"]

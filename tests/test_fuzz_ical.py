@@ -205,7 +205,9 @@ def validly_empty(data: bytes | str) -> set[str | None]:
     text = _FOLD.sub("", re.sub(r"\r(?!\n)", "\n", _decode(data)))
     groups: dict[object, list[str]] = {}
     for index, block in enumerate(_vevent_blocks(text)):
-        found = _UID_LINE.search(block)
+        # its own UID: the lines before any nested component (an inner event has its own)
+        own = re.split(r"\n(?i:BEGIN):", block, maxsplit=1)[0]
+        found = _UID_LINE.search(own)
         uid = found.group(1).strip() if found else ""
         # events without UID: each alone, as (None, index)
         groups.setdefault(uid or (None, index), []).append(block)

@@ -35,7 +35,7 @@ def _google() -> FakeGoogleCalendar:
 
 
 def scenarios(soak: bool, tmp: Path,
-              radicale) -> list[tuple[str, Callable[[], ScenarioResult]]]:
+              radicale, radicale_auth) -> list[tuple[str, Callable[[], ScenarioResult]]]:
     """(name, thunk) for every scenario; each thunk builds what it needs and cleans up."""
     from tests import scenarios_faults as faults
     from tests import scenarios_feed as feed
@@ -51,7 +51,7 @@ def scenarios(soak: bool, tmp: Path,
         def thunk() -> ScenarioResult:
             root = fresh()
             api = _google() if kind == "google" else None
-            rig = faults.caldav_rig(radicale, root) if api is None else faults.google_rig(
+            rig = faults.caldav_rig(radicale_auth, root) if api is None else faults.google_rig(
                 api, root)
             try:
                 return run(rig, root)
@@ -151,12 +151,14 @@ def main() -> None:
     problems: list[str] = []
     saved = os.environ.get("CREDENTIALS_DIRECTORY")
     with tempfile.TemporaryDirectory(prefix="clientlove-reliability-") as tmp:
-        # logins required: the password is a secret the no-secret invariant looks for
-        radicale = start_server("radicale", Path(tmp) / "radicale", htpasswd=True)
+        radicale = start_server("radicale", Path(tmp) / "radicale")
+        # the fault and crash rigs log in: the password is a secret the invariants look for
+        radicale_auth = start_server("radicale", Path(tmp) / "radicale-auth", htpasswd=True)
         try:
-            _run_all(scenarios(args.soak, Path(tmp), radicale), rows, problems)
+            _run_all(scenarios(args.soak, Path(tmp), radicale, radicale_auth), rows, problems)
         finally:
             radicale.stop()
+            radicale_auth.stop()
     if saved is None:
         os.environ.pop("CREDENTIALS_DIRECTORY", None)
     _print(rows, problems)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from daemon.counter import CounterRule, CounterState, merge_by_day, replay
 from daemon.model import Interaction
@@ -45,10 +45,17 @@ class ClientPlan:
     news: tuple[News, ...] = ()
     skipped: date | None = None
     notes: tuple[str, ...] = field(default=())
+    #: the reminder's start as the target holds it (or as the cycle will write it)
+    reminder_at: datetime | None = None
+    #: the user moved our pending reminder: it stays where they put it
+    moved_by_user: bool = False
+    #: the day the contact was due when that day is before today (the contact is late)
+    overdue_since: date | None = None
 
     @property
     def overdue(self) -> bool:
-        return self.counter.due is not None and self.counter.due < self.today
+        """The contact is late: its due day (after skips, news and the user's moves) is past."""
+        return self.overdue_since is not None
 
 
 def next_workday(day: date, workdays: frozenset[int]) -> date:
@@ -101,8 +108,10 @@ def plan_client(
         due = skipped + timedelta(days=rule.base_days)
         notes.append(f"skipped {skipped.isoformat()}")
 
+    overdue_since = None
     if due < today:
         notes.append(f"overdue since {due.isoformat()}")
+        overdue_since = due
         due = today
     shifted = next_workday(due, workdays)
     if shifted != due:
@@ -123,4 +132,5 @@ def plan_client(
         news=pending_news,
         skipped=skipped,
         notes=tuple(notes),
+        overdue_since=overdue_since,
     )

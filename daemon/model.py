@@ -157,6 +157,9 @@ class RemoteReminder:
     stored_hash: str | None = None
     content_hash: str | None = None
     cancelled: bool = False
+    end: datetime | date | None = None
+    #: how long before the start our alarm fires, as the target holds it
+    alarm_before: timedelta | None = None
 
     @property
     def user_edited(self) -> bool:

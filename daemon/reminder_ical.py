@@ -148,6 +148,7 @@ def from_vevent(
         end = None
     summary, description = _text(component, "summary"), _text(component, "description")
     stored = component.get(HASH_PROP)
+    alarm = _alarm_before(component)
     return RemoteReminder(
         key=key,
         ref=ref,
@@ -157,6 +158,8 @@ def from_vevent(
         categories=_categories(component),
         etag=etag,
         stored_hash=None if stored is None else str(stored).strip(),
-        content_hash=content_hash(summary, start, end, description, _alarm_before(component)),
+        content_hash=content_hash(summary, start, end, description, alarm),
         cancelled=_text(component, "status").upper() == "CANCELLED",
+        end=end,
+        alarm_before=alarm,
     )

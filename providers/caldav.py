@@ -432,4 +432,5 @@ class CalDavTarget(SequentialWrites):
         digest = reminder_hash(reminder)
         return RemoteReminder(key=reminder.key, ref=href, start=reminder.start,
                               summary=reminder.summary, description=reminder.description,
-                              etag=etag, stored_hash=digest, content_hash=digest)
+                              etag=etag, stored_hash=digest, content_hash=digest,
+                              end=reminder.end, alarm_before=reminder.alarm_before)

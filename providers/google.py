@@ -430,6 +430,7 @@ class GoogleTarget:
             description=description, etag=item.get("etag"),
             stored_hash=private.get(HASH_FIELD),
             content_hash=content_hash(summary, start, end, description, alarm),
+            end=end, alarm_before=alarm,
         )
 
     # -- writing ------------------------------------------------------------------------------

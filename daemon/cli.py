@@ -88,10 +88,11 @@ def _config(ctx: click.Context) -> Any:
 
 
 @contextmanager
-def _state(ctx: click.Context, config: Any):
+def _state(ctx: click.Context, config: Any, *, scratch: bool = False):
+    """The state file, or (``scratch``) an in-memory copy of it that nothing is saved from."""
     path = default_state_path(config)
     try:
-        state = State(path)
+        state = State.copy_of(path) if scratch else State(path)
     except (StateError, OSError) as exc:
         Console(stderr=True).print(f"[bold red]state error:[/] {exc}", highlight=False)
         ctx.exit(EX_CANTCREAT)
@@ -112,13 +113,17 @@ def _progress():
 
 
 def _cycle(
-    ctx: click.Context, *, dry_run: bool, force: bool = False, prefilter: bool = True
+    ctx: click.Context, *, dry_run: bool, force: bool = False, prefilter: bool = True,
+    scratch: bool = False,
 ) -> CycleReport:
+    """One cycle. ``scratch`` (``sync --dry-run``) works on a copy of the state: nothing is
+    written anywhere. ``status`` keeps what it read of the sources in the state's cache."""
     config = _config(ctx)
     now: datetime = ctx.obj.now
-    with _state(ctx, config) as state:
+    with _state(ctx, config, scratch=scratch) as state:
         sources = [build_source(s) for s in config.sources]
-        target = build_target(config.target, stamp=lambda: now, tz=config.tz)
+        target = build_target(config.target, stamp=lambda: now, tz=config.tz,
+                              read_only=scratch)
         progress = _progress()
         if progress is None:
             report = run_cycle(config, state, sources, target, now, dry_run=dry_run,
@@ -153,7 +158,7 @@ def _finish(ctx: click.Context, report: CycleReport) -> None:
 @click.pass_context
 def sync(ctx: click.Context, dry_run: bool, force: bool) -> None:
     """Run one cycle: read the history, write the reminders that are due."""
-    report = _cycle(ctx, dry_run=dry_run, force=force)
+    report = _cycle(ctx, dry_run=dry_run, force=force, scratch=dry_run)
     out = Console(highlight=False)
     verbs = {Kind.CREATE: "create", Kind.UPDATE: "move/refresh", Kind.DELETE: "delete",
              Kind.KEEP: "keep", Kind.LEAVE: "leave (edited by you)"}

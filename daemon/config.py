@@ -626,6 +626,9 @@ class ReminderConfig(_Model):
     """When and how the reminder event sits in the calendar (DESIGN section 4)."""
 
     time: Annotated[dt.time, BeforeValidator(_clock)] = dt.time(9, 30)
+    #: a reminder due today whose slot has passed is placed at the next quarter hour up to
+    #: this time of day, else at the slot of the next work day
+    latest: Annotated[dt.time, BeforeValidator(_clock)] = dt.time(17, 0)
     duration: SpanValue = Span(seconds=15 * 60)
     alarm_before: SpanValue = Span(days=1)
     workdays: Workdays = list(_MON_TO_FRI)
@@ -649,6 +652,13 @@ class ReminderConfig(_Model):
     @classmethod
     def _sorted(cls, value: list[int]) -> list[int]:
         return sorted(set(value))
+
+    @model_validator(mode="after")
+    def _latest_after_slot(self) -> ReminderConfig:
+        if self.latest < self.time:
+            raise ValueError(f"latest ({self.latest:%H:%M}) must not be before time "
+                             f"({self.time:%H:%M})")
+        return self
 
 
 # -- clients and announcements ----------------------------------------------------------------

@@ -9,6 +9,7 @@ keys are derived, not random.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time as clock
@@ -29,6 +30,7 @@ from daemon.attribution import (
 from daemon.counter import CounterRule
 from daemon.identity import parse_key, reminder_hash, slug
 from daemon.model import ReadScope, Reminder, RemoteReminder, StoredReminder
+from daemon.placement import SlotRule, place, when_text
 from daemon.planning import ClientPlan, News, plan_client
 from daemon.prepnote import NoteSettings, prep_note, user_text
 from daemon.reconcile import Action, Kind, day_of, detect_skips, is_pending, next_key, reconcile
@@ -97,6 +99,12 @@ class CycleReport:
         return ", ".join(parts)
 
 
+def said(exc: Exception, name: str) -> str:
+    """An error's text without its provider's name in front (the line names it already)."""
+    text = str(exc)
+    return text.removeprefix(f"{name}: ")
+
+
 def client_specs(config: Any) -> list[ClientSpec]:
     return [
         ClientSpec(c.name, tuple(c.emails), tuple(c.domains), tuple(c.keywords))
@@ -149,7 +157,7 @@ def read_sources(
             changes = with_retry(lambda s=source: s.changes(state.cursor(s.name), scope), backoff)
         except ProviderError as exc:
             item.error = str(exc)
-            report.errors.append(f"source {source.name}: {exc}")
+            report.errors.append(f"source {source.name}: {said(exc, source.name)}")
             item.events = before
             usable = usable and before is not None
             continue
@@ -169,24 +177,34 @@ def read_sources(
     return usable
 
 
-def _reminder(config: Any, client: Any, plan: ClientPlan, key: str, rule: CounterRule,
-              notes: NoteSettings) -> Reminder:
+def slot_rule(config: Any) -> SlotRule:
+    r = config.reminder
+    return SlotRule(slot=r.time, latest=r.latest, alarm_before=r.alarm_before.to_timedelta(),
+                    workdays=frozenset(r.workdays), tz=config.tz)
+
+
+def _reminder(config: Any, client: Any, plan: ClientPlan, key: str, notes: NoteSettings,
+              now: datetime, held: RemoteReminder | None) -> Reminder:
+    """The reminder for a plan, placed so that it is never in the past (see placement)."""
     assert plan.reminder_day is not None
     parsed = parse_key(key)
     generation = parsed[1] if parsed else 0
     r = config.reminder
-    alarm = r.alarm_before.to_timedelta()
-    days = round(alarm.total_seconds() / 86400)
-    when = "tomorrow" if days == 1 else f"in {days} days"
+    kept = (held.start, held.alarm_before) if held is not None and isinstance(
+        held.start, datetime) else None
+    spot = place(plan.reminder_day, now, slot_rule(config), kept)
+    day = spot.start.astimezone(config.tz).date()
     return Reminder(
         key=key,
         client=client.name,
         summary=r.title.format(client=client.name),
-        start=datetime.combine(plan.reminder_day, r.time, tzinfo=config.tz),
+        start=spot.start,
         duration=r.duration.to_timedelta(),
-        description=prep_note(client, plan, plan.reminder_day, generation, notes),
-        alarm_before=alarm,
-        alarm_text=f"Client love for {client.name} {when}: read the prep note.",
+        description=prep_note(client, plan, day, generation, notes),
+        alarm_before=spot.alarm_before,
+        alarm_text=(f"Client love for {client.name} "
+                    f"{when_text(spot.start, spot.alarm_before, config.tz)}: "
+                    "read the prep note."),
     )
 
 
@@ -205,6 +223,16 @@ def note_settings(config: Any) -> NoteSettings:
     )
 
 
+@dataclass(slots=True)
+class Plans:
+    """What planning found: a plan per configured client, each client's pending reminders
+    of ours on the target, and our pending reminders of clients no longer configured."""
+
+    plans: list[ClientPlan]
+    pending: dict[str, list[RemoteReminder]]
+    orphans: list[RemoteReminder]
+
+
 def plan_all(
     config: Any,
     state: State,
@@ -212,10 +240,9 @@ def plan_all(
     today: date,
     source_names: Sequence[str],
     extra_skips: Sequence[StoredReminder] = (),
-) -> tuple[list[ClientPlan], dict[str, list[RemoteReminder]]]:
+) -> Plans:
     """Attribute the cached history and plan every configured client.
 
-    Returns the plans and each client's pending reminders of ours on the target.
     ``extra_skips`` are deletions seen this cycle and not yet in the state (a dry run).
     """
     tz = config.tz
@@ -224,20 +251,30 @@ def plan_all(
     matcher = Matcher(client_specs(config), config.me)
     histories = attribute(state.events(source_names), matcher, tz, today,
                           config.counter.reset_markers)
+    written = {s.key: s.day for s in state.reminders()}
 
     ours: list[tuple[str, date, str, str, tuple[str, ...]]] = []
     pending: dict[str, list[RemoteReminder]] = defaultdict(list)
+    orphans: list[RemoteReminder] = []
+    moved: dict[str, date] = {}
     for item in remote:
         parsed = parse_key(item.key)
-        client = by_slug.get(parsed[0]) if parsed else None
-        if client is None or item.cancelled:
+        if parsed is None or item.cancelled:
             continue
+        client = by_slug.get(parsed[0])
+        if client is None:
+            if is_pending(item, today, tz):
+                orphans.append(item)
+            continue
+        day = day_of(item.start, tz)
         if is_pending(item, today, tz):
             pending[client].append(item)
+            if item.user_edited and item.key in written and written[item.key] != day:
+                moved[client] = max(day, moved.get(client, day))
         else:
             # an unedited reminder holds only our text: no marker in it is the user's
             edited = item.user_edited
-            ours.append((client, day_of(item.start, tz), item.summary if edited else "",
+            ours.append((client, day, item.summary if edited else "",
                          user_text(item.description) if edited else "",
                          item.categories if edited else ()))
     past, marked_skips = reminder_interactions(ours, today, config.counter.reset_markers,
@@ -269,8 +306,24 @@ def plan_all(
             workdays=workdays,
             news=news.get(client.name, []),
             skips=skips.get(client.name, []),
+            moved_to=moved.get(client.name),
         ))
-    return plans, pending
+    return Plans(plans, pending, orphans)
+
+
+def _where(plan: ClientPlan, actions: Sequence[Action], tz: Any) -> ClientPlan:
+    """The plan as the status shows it: the reminder where the target holds it (or will)."""
+    for action in actions:
+        if action.kind is Kind.LEAVE and action.current is not None:
+            start = action.current.start
+            return dataclasses.replace(
+                plan, reminder_day=day_of(start, tz),
+                reminder_at=start if isinstance(start, datetime) else None)
+    for action in actions:
+        if action.kind in (Kind.CREATE, Kind.UPDATE, Kind.KEEP) and action.reminder:
+            start = action.reminder.start
+            return dataclasses.replace(plan, reminder_at=start, reminder_day=day_of(start, tz))
+    return plan
 
 
 def run_cycle(
@@ -303,7 +356,7 @@ def run_cycle(
         remote = with_retry(target.list_ours, backoff)
     except ProviderError as exc:
         report.target_error = str(exc)
-        report.errors.append(f"target {target.name}: {exc}")
+        report.errors.append(f"target {target.name}: {said(exc, target.name)}")
         remote = None
 
     stored = state.reminders()
@@ -329,24 +382,36 @@ def run_cycle(
             for item in forgotten:
                 state.drop_reminder(item.key)
 
-    plans, pending = plan_all(config, state, remote or [], today, [s.name for s in sources],
-                              extra_skips=skipped)
-    report.plans = plans
+    planned = plan_all(config, state, remote or [], today, [s.name for s in sources],
+                       extra_skips=skipped)
+    report.plans = planned.plans
     if remote is None:
         return report
 
     notes = note_settings(config)
-    rule = counter_rule(config)
+    pending = planned.pending
     clients = {c.name: c for c in config.clients}
     known = {r.key for r in remote} | state.known_keys()
     desired: dict[str, Reminder | None] = {}
-    for plan in plans:
+    for plan in planned.plans:
         if plan.reminder_day is None:
             desired[plan.client] = None
             continue
-        key = next_key(slug(plan.client), pending.get(plan.client, []), known)
-        desired[plan.client] = _reminder(config, clients[plan.client], plan, key, rule, notes)
+        mine = pending.get(plan.client, [])
+        key = next_key(slug(plan.client), mine, known)
+        held = next((r for r in mine if r.key == key and not r.user_edited), None)
+        desired[plan.client] = _reminder(config, clients[plan.client], plan, key, notes, now,
+                                         held)
     report.actions = reconcile(desired, pending)
+    for orphan in planned.orphans:
+        parsed = parse_key(orphan.key)
+        report.actions.append(Action(Kind.DELETE, parsed[0] if parsed else orphan.key,
+                                     orphan.key, current=orphan,
+                                     why="client no longer configured"))
+    by_client: dict[str, list[Action]] = defaultdict(list)
+    for action in report.actions:
+        by_client[action.client].append(action)
+    report.plans = [_where(p, by_client.get(p.client, []), tz) for p in planned.plans]
 
     if dry_run or report.refused is not None or not usable:
         if not usable and not dry_run:
@@ -448,13 +513,14 @@ def _execute(
             continue
         if isinstance(result, ProviderError):
             report.errors.append(
-                f"target {target.name}: {action.kind.value} {action.key}: {result}")
+                f"target {target.name}: {action.kind.value} {action.key}: "
+                f"{said(result, target.name)}")
             continue
         done.append((action, result))
     try:
         with_retry(target.flush, backoff)
     except ProviderError as exc:
-        report.errors.append(f"target {target.name}: {exc}")
+        report.errors.append(f"target {target.name}: {said(exc, target.name)}")
         return
     for action, result in done:
         report.writes += 1

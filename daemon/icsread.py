@@ -112,13 +112,27 @@ _USED = frozenset(
 )
 
 
-def read_calendar(data: bytes | str, source: str, scope: ReadScope) -> list[Event]:
+#: How an iCalendar component starts (``BEGIN:VTODO``): data that is iCalendar at least.
+_COMPONENT_START = re.compile(r"BEGIN:[A-Za-z][A-Za-z0-9-]*\s*$")
+
+
+class NotACalendar(ValueError):
+    """The data holds no calendar at all (an HTML login page, a proxy's error, nothing)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"not a calendar: {reason}")
+
+
+def read_calendar(data: bytes | str, source: str, scope: ReadScope, *,
+                  strict: bool = False) -> list[Event]:
     """Read every VEVENT occurrence of ``data`` that starts inside the scope's window.
 
     Problems go to ``scope.warnings``; only programming errors (a naive window, a ``tz`` that
-    is no time zone) raise.
+    is no time zone) raise, and, with ``strict``, :class:`NotACalendar` when there is no
+    VCALENDAR or VEVENT at all (a source must not look empty when it is broken).
     """
-    return _Reader(source, scope, _scope_zone(scope)).read(data)
+    return _Reader(source, scope, _scope_zone(scope), strict).read(data)
 
 
 def read_calendar_stream(
@@ -128,6 +142,7 @@ def read_calendar_stream(
     *,
     chunk_size: int = CHUNK_SIZE,
     whole_below: int = WHOLE_BELOW,
+    strict: bool = False,
 ) -> list[Event]:
     """:func:`read_calendar` for a seekable binary file, in bounded memory on the fast path.
 
@@ -138,7 +153,7 @@ def read_calendar_stream(
     ``read_calendar(handle.read(), ...)``. A smaller file, or any file without the prefilter
     (every event is parsed then anyway), is read whole.
     """
-    reader = _Reader(source, scope, _scope_zone(scope))
+    reader = _Reader(source, scope, _scope_zone(scope), strict)
     if not scope.prefilter:
         return reader.read(handle.read())
     origin = handle.tell()
@@ -511,8 +526,9 @@ def _loose_tzid(tzid: str) -> str:
 class _Reader:
     """One read of one source: the scope, the zone, and the warnings already given."""
 
-    def __init__(self, source: str, scope: ReadScope, tz: tzinfo) -> None:
+    def __init__(self, source: str, scope: ReadScope, tz: tzinfo, strict: bool = False) -> None:
         self.source = source
+        self.strict = strict
         self.scope = scope
         self.tz = tz
         self.span_start = scope.start.astimezone(tz)
@@ -524,6 +540,14 @@ class _Reader:
         self.folded = tuple({_fold(needle) for needle in scope.needles})
         self.folded_changed = tuple(set(self.folded) - set(scope.needles))
         self._warned: set[str] = set()
+
+    def not_calendar(self, first_line: str | None, reason: str) -> list[Event]:
+        """No event and no calendar: iCalendar without events (a lone VTODO) reads as
+        empty with a warning; anything else (HTML, text, nothing) is no calendar at all."""
+        if self.strict and not _COMPONENT_START.match(first_line or ""):
+            raise NotACalendar(reason)
+        self.warn(f"not a calendar: {reason}")
+        return []
 
     def warn(self, message: str) -> None:
         if message not in self._warned:
@@ -545,8 +569,8 @@ class _Reader:
             text += "\r\n"  # icalendar reads a str without a line break as a file name
         split = _split(text)
         if not split.events and not split.calendars and not split.lost:
-            self.warn(f"not a calendar: {_not_calendar_reason(text)}")
-            return []
+            first = text.strip().splitlines()[0] if text.strip() else None
+            return self.not_calendar(first, _not_calendar_reason(text))
         self.report(encoding, split.damage, split.lost)
         zones = self.usable_zones(split.zones)
         if self.scope.prefilter:
@@ -618,8 +642,7 @@ class _Reader:
             break
         splitter = survey.splitter
         if not survey.blocks and not splitter.calendars and not splitter.lost:
-            self.warn(f"not a calendar: {survey.head.reason()}")
-            return []
+            return self.not_calendar(survey.head.line, survey.head.reason())
         self.report(None if encoding == "utf-8-sig" else encoding, splitter.damage,
                     splitter.lost)
         zones = self.usable_zones(splitter.zones)

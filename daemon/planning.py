@@ -6,9 +6,12 @@ Order of the adjustments, each a pure step:
 2. an announcement not yet followed by contact caps it at the announcement's date;
 3. a skipped reminder (deleted before its day, or marked ``#skip``) pushes it to one
    ``base`` after the skip when it would otherwise fall on or before it;
-4. overdue becomes today;
-5. a day that is not a work day moves forward to the next work day;
-6. a future meeting with the client on or before that day means no reminder (booked).
+4. a pending reminder the user moved to another day: the contact is due then;
+5. overdue (the day so found is before today) becomes today;
+6. a day that is not a work day moves forward to the next work day;
+7. a future meeting with the client on or before that day means no reminder (booked).
+
+The time of day is not planned here: :mod:`daemon.placement` puts the reminder on its day.
 """
 
 from __future__ import annotations
@@ -79,12 +82,14 @@ def plan_client(
     workdays: frozenset[int] = ALL_DAYS,
     news: Sequence[News] = (),
     skips: Iterable[date] = (),
+    moved_to: date | None = None,
 ) -> ClientPlan:
     """Plan one client's next contact.
 
     ``contacts`` are interactions on or before today (meetings, and our past reminders);
     ``future`` the dates of meetings after today. ``news`` are the announcements naming
-    this client; ``skips`` the days of reminders the user skipped.
+    this client; ``skips`` the days of reminders the user skipped; ``moved_to`` the day the
+    user moved our pending reminder to (it stays there, and the contact is due then).
     """
     merged = merge_by_day(c for c in contacts if c.day <= today)
     state = replay(merged, rule, [n.day for n in news])
@@ -108,6 +113,10 @@ def plan_client(
         due = skipped + timedelta(days=rule.base_days)
         notes.append(f"skipped {skipped.isoformat()}")
 
+    if moved_to is not None:
+        due = moved_to
+        notes.append(f"moved by you to {moved_to.strftime('%a %Y-%m-%d')}")
+
     overdue_since = None
     if due < today:
         notes.append(f"overdue since {due.isoformat()}")
@@ -121,6 +130,8 @@ def plan_client(
     upcoming = sorted(d for d in future if d > today)
     booked = upcoming[0] if upcoming else None
     reminder_day = None if booked is not None and booked <= due else due
+    if moved_to is not None:
+        reminder_day = moved_to  # the user's reminder stays where they put it
     return ClientPlan(
         client=client,
         today=today,
@@ -133,4 +144,5 @@ def plan_client(
         skipped=skipped,
         notes=tuple(notes),
         overdue_since=overdue_since,
+        moved_by_user=moved_to is not None,
     )

@@ -106,6 +106,36 @@ class State:
                 f"understands ({SCHEMA_VERSION}); upgrade clientlove"
             )
 
+    @classmethod
+    def copy_of(cls, path: Path | str) -> State:
+        """An in-memory copy of the state at ``path`` (empty when there is none yet).
+
+        For a dry run: it may read sources into the copy, advance cursors and forget
+        reminders, and the file on disk is never opened for writing (nor created).
+        """
+        copy = cls(":memory:")
+        source = Path(path)
+        if not source.exists():
+            return copy
+        uri = source.absolute().as_uri()
+        try:
+            for query in ("?mode=ro", "?mode=ro&immutable=1"):
+                try:
+                    original = sqlite3.connect(uri + query, uri=True)
+                    try:
+                        original.backup(copy.db)
+                    finally:
+                        original.close()
+                    break
+                except sqlite3.OperationalError:
+                    if query.endswith("immutable=1"):
+                        raise
+        except sqlite3.DatabaseError as exc:
+            copy.close()
+            raise StateError(f"cannot use the state file {path}: {exc}") from None
+        copy._check_version()
+        return copy
+
     @property
     def schema_version(self) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()

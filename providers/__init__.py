@@ -75,7 +75,10 @@ def build_source(cfg: Any) -> Source:
     raise ValueError(f"unknown source type {cfg.type!r}")
 
 
-def build_target(cfg: Any, *, stamp: Callable[[], datetime], tz: Any = None) -> Target:
+def build_target(cfg: Any, *, stamp: Callable[[], datetime], tz: Any = None,
+                 read_only: bool = False) -> Target:
+    """The target a config names. ``read_only`` (a dry run): a calendar that does not exist
+    yet is not made."""
     if cfg.type == "ics":
         from providers.ics import IcsTarget
 
@@ -85,10 +88,11 @@ def build_target(cfg: Any, *, stamp: Callable[[], datetime], tz: Any = None) -> 
 
         return CalDavTarget(cfg.url, calendar=cfg.calendar, username=cfg.username,
                             secret=_secret_getter(cfg.credential), verify_tls=cfg.verify_tls,
-                            timeout=cfg.timeout, stamp=stamp, name="caldav-target")
+                            timeout=cfg.timeout, stamp=stamp, name="caldav-target",
+                            read_only=read_only)
     if cfg.type == "google":
         from providers.google import GoogleTarget
 
         return GoogleTarget(cfg.calendar, _google_api(cfg, "google-target"), tz=tz,
-                            name="google-target")
+                            name="google-target", read_only=read_only)
     raise ValueError(f"unknown target type {cfg.type!r}")

@@ -323,8 +323,11 @@ class CalDavTarget(SequentialWrites):
         timeout: float = 30.0,
         stamp: Callable[[], datetime],
         name: str = "caldav-target",
+        read_only: bool = False,
     ) -> None:
         self.name = name
+        #: a dry run: a missing calendar is not made, it simply holds nothing of ours
+        self.read_only = read_only
         self.url = url if url.endswith("/") else url + "/"
         self.calendar_name = calendar
         self._stamp = stamp
@@ -348,12 +351,16 @@ class CalDavTarget(SequentialWrites):
         for calendar in principal.get_calendars():
             if calendar.get_display_name() == wanted:
                 return str(calendar.url)
+        if self.read_only:
+            return ""
         log.info("%s: making calendar %r", self.name, wanted)
         return str(principal.make_calendar(name=wanted).url)
 
     # -- reading ----------------------------------------------------------------------------
     def list_ours(self) -> list[RemoteReminder]:
         collection = self.collection
+        if not collection:  # not made yet (a dry run)
+            return []
         response = self._dav.call(
             f"list {collection}",
             lambda: self._dav.client.report(collection, _OURS_QUERY, depth=1))

@@ -360,8 +360,10 @@ class GoogleTarget:
                           batch_size=BATCH_SIZE)
 
     def __init__(self, calendar: str, api: GoogleApi, *, tz: Any,
-                 name: str = "google-target") -> None:
+                 name: str = "google-target", read_only: bool = False) -> None:
         self.name = name
+        #: a dry run: a missing calendar is not made, it simply holds nothing of ours
+        self.read_only = read_only
         self.calendar = calendar
         self.api = api
         self.tz = tz
@@ -388,6 +390,8 @@ class GoogleTarget:
             page = reply.get("nextPageToken")
             if not page:
                 break
+        if self.read_only:
+            return ""
         log.info("%s: making calendar %r", self.name, wanted)
         made = self.api.execute(service.calendars().insert(
             body={"summary": wanted, "timeZone": getattr(self.tz, "key", "UTC")}),
@@ -396,6 +400,8 @@ class GoogleTarget:
 
     # -- reading ------------------------------------------------------------------------------
     def list_ours(self) -> list[RemoteReminder]:
+        if not self.calendar_id:  # not made yet (a dry run)
+            return []
         events = self.api.service.events()
         out: list[RemoteReminder] = []
         page = None

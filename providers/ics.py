@@ -26,8 +26,8 @@ from typing import BinaryIO
 import icalendar
 import requests
 
-from daemon.icsread import read_calendar_stream
-from daemon.model import ChangeSet, ReadScope, Reminder, RemoteReminder
+from daemon.icsread import NotACalendar, read_calendar_stream
+from daemon.model import ChangeSet, Event, ReadScope, Reminder, RemoteReminder
 from daemon.reminder_ical import add_timezones, from_vevent, key_of, new_calendar, to_vevent
 from providers.base import (
     AlreadyExists,
@@ -90,7 +90,7 @@ class IcsSource:
             if reusable and previous.get("sha256") == meta["sha256"]:
                 return ChangeSet(cursor=json.dumps({**previous, **meta}, sort_keys=True))
             body.seek(0)
-            events = read_calendar_stream(body, self.name, scope)  # type: ignore[arg-type]
+            events = self._read(body, self.url, scope)  # type: ignore[arg-type]
         return ChangeSet(upserted=tuple(events), full=True,
                          cursor=json.dumps({**scope.fingerprint(), **meta}, sort_keys=True))
 
@@ -111,7 +111,7 @@ class IcsSource:
                 if previous and previous.get("sha256") == meta["sha256"]:
                     return ChangeSet(cursor=json.dumps({**previous, **meta}, sort_keys=True))
                 handle.seek(0)
-                events = read_calendar_stream(handle, self.name, scope)
+                events = self._read(handle, str(self.path), scope)
         except FileNotFoundError as exc:
             raise NotFound(f"no such file: {self.path}", provider=self.name) from exc
         except OSError as exc:
@@ -119,6 +119,15 @@ class IcsSource:
                                 provider=self.name) from exc
         return ChangeSet(upserted=tuple(events), full=True,
                          cursor=json.dumps({**scope.fingerprint(), **meta}, sort_keys=True))
+
+    def _read(self, handle: BinaryIO, where: str, scope: ReadScope) -> list[Event]:
+        """The events of the calendar in ``handle``; a body that is no calendar at all (a
+        login page, a proxy's error) fails the source instead of reading as empty."""
+        try:
+            return read_calendar_stream(handle, self.name, scope, strict=True)
+        except NotACalendar as exc:
+            raise BadData(f"{where} is not a calendar ({exc.reason}); nothing was read from "
+                          "it this cycle", provider=self.name) from None
 
     def _fetch(self, previous: dict[str, object], body: BinaryIO
                ) -> tuple[dict[str, object], bool]:

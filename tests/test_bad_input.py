@@ -9,6 +9,7 @@ the reader itself are in ``tests/test_fuzz_ical.py``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,17 @@ def test_the_whole_corpus_through_one_sync(tmp_path: Path):
     path.write_text(yaml.safe_dump(config))
     result = CliRunner().invoke(cli, ["--config", str(path), "--now", bad.NOW, "sync"])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output
+    # a few fuzzed files are no iCalendar at all: those sources fail (issue 11, point 7),
+    # so nothing is planned on this first run
+    broken = set(re.findall(r"error: source (corpus-\d+): ", result.output))
+    assert result.exit_code == 1 and broken, result.output[-2000:]
+    assert "is not a calendar" in " ".join(result.output.split())
+    assert not (tmp_path / "reminders.ics").exists()
+    config["sources"] = [s for s in config["sources"] if s["name"] not in broken]
+    assert len(config["sources"]) >= len(files) - 5
+    path.write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(cli, ["--config", str(path), "--now", bad.NOW, "sync"])
     assert result.exit_code in (0, 1), result.output[-2000:]
     assert "Traceback" not in result.output
     assert (tmp_path / "reminders.ics").read_bytes().count(b"BEGIN:VEVENT") == 3

@@ -186,6 +186,8 @@ def _status_rows(plans: list[ClientPlan]) -> list[dict[str, Any]]:
             "due": iso(p.due),
             "booked": iso(p.booked),
             "reminder": iso(p.reminder_day),
+            "reminder_at": iso(p.reminder_at),
+            "moved_by_user": p.moved_by_user,
             "overdue": p.overdue,
             "notes": list(p.notes),
         }

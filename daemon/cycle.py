@@ -489,9 +489,10 @@ def _execute(
         held = action.current
         if held is not None and (action.key not in stored
                                  or stored[action.key].etag != held.etag):
+            # the day stays the one we wrote: a later day on the target is the user's move
+            day = stored[action.key].day if action.key in stored else day_of(held.start, tz)
             state.save_reminder(StoredReminder(
-                action.key, action.client, held.ref, day_of(held.start, tz), held.etag,
-                held.stored_hash))
+                action.key, action.client, held.ref, day, held.etag, held.stored_hash))
     writes = [Write(a.kind.value, a.reminder, a.current) for a in writing]
     results = apply_writes(target, writes, backoff, stop=stop)
     done: list[tuple[Action, RemoteReminder | None]] = []

@@ -7,7 +7,9 @@ here: cursors, etags, keys and the events' own text only.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -111,26 +113,26 @@ class State:
         """An in-memory copy of the state at ``path`` (empty when there is none yet).
 
         For a dry run: it may read sources into the copy, advance cursors and forget
-        reminders, and the file on disk is never opened for writing (nor created).
+        reminders, and nothing on disk is written or created. SQLite opens even a read-only
+        connection to a WAL database by making its ``-shm`` file, so the file and its
+        write-ahead log are copied to a private temporary folder and opened there.
         """
         copy = cls(":memory:")
         source = Path(path)
         if not source.exists():
             return copy
-        uri = source.absolute().as_uri()
         try:
-            for query in ("?mode=ro", "?mode=ro&immutable=1"):
+            with tempfile.TemporaryDirectory(prefix="clientlove-dry-") as scratch:
+                for suffix in ("", "-wal"):
+                    original = Path(f"{source}{suffix}")
+                    if original.exists():
+                        shutil.copyfile(original, Path(scratch) / f"state.sqlite{suffix}")
+                opened = sqlite3.connect(str(Path(scratch) / "state.sqlite"))
                 try:
-                    original = sqlite3.connect(uri + query, uri=True)
-                    try:
-                        original.backup(copy.db)
-                    finally:
-                        original.close()
-                    break
-                except sqlite3.OperationalError:
-                    if query.endswith("immutable=1"):
-                        raise
-        except sqlite3.DatabaseError as exc:
+                    opened.backup(copy.db)
+                finally:
+                    opened.close()
+        except (sqlite3.DatabaseError, OSError) as exc:
             copy.close()
             raise StateError(f"cannot use the state file {path}: {exc}") from None
         copy._check_version()

@@ -15,11 +15,15 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, tzinfo
+from datetime import date, datetime, tzinfo
+from functools import lru_cache
 
 from daemon.model import Event, Interaction, NeedleKinds, PartStat
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+
+#: How one of our past reminders shows as a contact (in the prep note's "Last contact").
+REMINDER_TITLE = "Client love call"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,15 +146,25 @@ class Matcher:
 
 
 def has_marker(event_text: Iterable[str], markers: Iterable[str]) -> bool:
-    """Whether any marker (``#need``) appears in any of the texts, case-insensitive."""
-    lowered = [m.lower() for m in markers if m]
-    for text in event_text:
-        if not text:
-            continue
-        low = text.lower()
-        if any(m in low for m in lowered):
-            return True
-    return False
+    """Whether any marker (``#need``) stands in any of the texts as a whole token, any case.
+
+    A whole token: not preceded or followed by a word character, so ``#need:`` and
+    ``(#NEED)`` count while ``#needless`` or ``#needs`` (ordinary words) never reset a counter.
+    """
+    pattern = marker_pattern(tuple(markers))
+    if pattern is None:
+        return False
+    return any(text and pattern.search(text) for text in event_text)
+
+
+@lru_cache(maxsize=64)
+def marker_pattern(markers: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One regex for a set of markers (compiled once per configuration, not per event)."""
+    alternatives = sorted({re.escape(m.strip()) for m in markers if m.strip()}, key=len,
+                          reverse=True)
+    if not alternatives:
+        return None
+    return re.compile(rf"(?<!\w)(?:{'|'.join(alternatives)})(?!\w)", re.IGNORECASE)
 
 
 def attribute(
@@ -175,7 +189,8 @@ def attribute(
             continue
         day = event.local_date(tz)
         reset = has_marker((event.summary, event.description, *event.categories), markers)
-        item = Interaction(day, event.summary, event.description, reset=reset)
+        at = event.start if isinstance(event.start, datetime) else None
+        item = Interaction(day, event.summary, event.description, reset=reset, at=at)
         for name in met:
             history = result[name]
             (history.contacts if day <= today else history.future).append(item)
@@ -190,7 +205,9 @@ def reminder_interactions(
 ) -> tuple[dict[str, list[Interaction]], dict[str, list[date]]]:
     """Our past reminders as contact, and those the user marked ``#skip`` as skips.
 
-    Each input is ``(client, day, summary, description, categories)``. Reminders on or
+    Each input is ``(client, day, summary, description, categories)``: the texts searched
+    for the user's markers (empty for a reminder the user never edited). The contact is
+    titled :data:`REMINDER_TITLE`, what it was, whatever text was searched. Reminders on or
     after today are pending: neither contact nor booked.
     """
     contacts: dict[str, list[Interaction]] = defaultdict(list)
@@ -204,7 +221,7 @@ def reminder_interactions(
             skips[client].append(day)
             continue
         reset = has_marker(texts, resets)
-        contacts[client].append(Interaction(day, summary, "", reset=reset, ours=True))
+        contacts[client].append(Interaction(day, REMINDER_TITLE, "", reset=reset, ours=True))
     return dict(contacts), dict(skips)
 
 
@@ -225,11 +242,9 @@ def discover(
     own_domains = {m.rpartition("@")[2] for m in matcher.me}
     seen: dict[str, dict[str, object]] = {}
     for event in events:
-        if event.cancelled or event.clientlove_key:
+        if event.clientlove_key:
             continue
-        addresses = [a.email for a in event.attendees if not a.is_me]
-        if event.organizer:
-            addresses.append(event.organizer)
+        addresses = people_met(event, matcher.me)
         day = event.local_date(tz)
         for email in addresses:
             if not email or "@" not in email or email in matcher.me:
@@ -254,6 +269,30 @@ def discover(
         out.append(entry)
     out.sort(key=lambda e: (e["last"], e["meetings"]), reverse=True)  # type: ignore[arg-type,return-value]
     return out
+
+
+def people_met(event: Event, me: frozenset[str]) -> list[str]:
+    """The addresses of the people this event was contact with, the user left out.
+
+    None at all for a cancelled event or one the user declined; an attendee who declined
+    was not met either (nor an organizer listed as a declining attendee).
+    """
+    if event.cancelled:
+        return []
+    people: list[str] = []
+    declined: set[str] = set()
+    for attendee in event.attendees:
+        if attendee.is_me or attendee.email in me:
+            if attendee.partstat is PartStat.DECLINED:
+                return []
+            continue
+        if attendee.partstat is PartStat.DECLINED:
+            declined.add(attendee.email)
+        else:
+            people.append(attendee.email)
+    if event.organizer and event.organizer not in me and event.organizer not in declined:
+        people.append(event.organizer)
+    return people
 
 
 PERSONAL_DOMAINS = frozenset(

@@ -314,7 +314,9 @@ ConfigPath = Annotated[Path, BeforeValidator(_path_text), AfterValidator(_resolv
 Weekday = Annotated[int, BeforeValidator(_weekday)]
 Workdays = Annotated[list[Weekday], BeforeValidator(_weekday_list), Field(min_length=1)]
 TitleTemplate = Annotated[str, AfterValidator(_template_checker(["client"]))]
-EmailTemplate = Annotated[str, AfterValidator(_template_checker(["client", "first_name", "me"]))]
+#: The fields of prepnote.EMAIL_FIELDS, in the order error messages name them.
+EmailTemplate = Annotated[str, AfterValidator(_template_checker(
+    ["client", "first_name", "me", "email", "project", "account_manager"]))]
 
 
 # Lists of strings also accept a lone string.
@@ -681,6 +683,12 @@ class ClientConfig(_Model):
     notes: Annotated[dict[str, str] | str | None, BeforeValidator(_notes)] = None
     birthday: Annotated[dt.date | None, BeforeValidator(_birthday)] = None
     phone: Annotated[str, AfterValidator(_text)] | None = None
+    #: the person the email greets (their first name), instead of a guess from the address
+    contact: Annotated[str, AfterValidator(_text)] | None = None
+    #: copied on the "as per our conversation" email
+    account_manager: Email | None = None
+    #: what the work is called, for the email's subject
+    project: Annotated[str, AfterValidator(_text)] | None = None
 
     @property
     def slug(self) -> str:

@@ -9,9 +9,10 @@ stays within ``[base, max]``.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 
 from daemon.durations import Span
 from daemon.model import Interaction
@@ -63,24 +64,35 @@ class CounterState:
 def merge_by_day(interactions: Iterable[Interaction]) -> list[Interaction]:
     """Several interactions on one date are one; a reset on any of them counts.
 
-    The merged entry keeps the title and description of the latest non-empty one seen,
-    preferring a real meeting over one of our reminders, so the prep note can quote it.
+    The merged entry quotes one of them, so the prep note names the day's last conversation:
+    a real meeting over one of our reminders, one with a title or description over one
+    without, then the latest start (all-day events before timed ones).
     """
-    by_day: dict[date, Interaction] = {}
+    by_day: dict[date, list[Interaction]] = defaultdict(list)
     for item in interactions:
-        seen = by_day.get(item.day)
-        if seen is None:
-            by_day[item.day] = item
-            continue
-        keep = seen if (seen.title and (item.ours or not seen.ours)) else item
-        by_day[item.day] = Interaction(
-            day=item.day,
-            title=keep.title or seen.title or item.title,
-            description=keep.description or seen.description or item.description,
-            reset=seen.reset or item.reset,
-            ours=seen.ours and item.ours,
-        )
-    return [by_day[d] for d in sorted(by_day)]
+        by_day[item.day].append(item)
+    merged: list[Interaction] = []
+    for day in sorted(by_day):
+        items = by_day[day]
+        quoted = max(items, key=_quote_rank)
+        merged.append(replace(
+            quoted,
+            reset=any(i.reset for i in items),
+            ours=all(i.ours for i in items),
+        ))
+    return merged
+
+
+def _quote_rank(item: Interaction) -> tuple[bool, bool, bool, datetime, str, str]:
+    """How well an interaction speaks for its day; the text breaks ties, not input order."""
+    at = item.at or _NO_TIME
+    if at.tzinfo is None:  # floating: read as UTC, only to compare within one day
+        at = at.replace(tzinfo=UTC)
+    return (not item.ours, bool(item.title or item.description), item.at is not None, at,
+            item.title, item.description)
+
+
+_NO_TIME = datetime.min.replace(tzinfo=UTC)
 
 
 def replay(
@@ -105,19 +117,46 @@ def replay(
         while pending_news and pending_news[0] <= item.day:
             pending_news.pop(0)
             news = prev is not None
-        if prev is None:
-            interval, why = rule.base_days, "first"
-        elif item.reset:
-            interval, why = rule.base_days, "reset"
-        elif news:
-            interval, why = rule.base_days, "announcement"
-        elif (item.day - prev).days >= interval - rule.early_days:
-            interval, why = 2 * interval, "doubled"
-        else:
-            why = "held"
-        interval = max(rule.base_days, rule.capped(interval, item.day))
+        interval, why = step(rule, prev, interval, item.day, reset=item.reset, news=news)
         steps.append(Step(item.day, interval, why))
         prev = item.day
     assert prev is not None
     due = prev + timedelta(days=interval)
     return CounterState(last=prev, interval_days=interval, due=due, steps=tuple(steps))
+
+
+def step(rule: CounterRule, prev: date | None, interval: int, day: date, *, reset: bool,
+         news: bool) -> tuple[int, str]:
+    """One interaction on ``day`` after one on ``prev`` under ``interval`` (rules 1 to 5)."""
+    if prev is None:
+        interval, why = rule.base_days, "first"
+    elif reset:
+        interval, why = rule.base_days, "reset"
+    elif news:
+        interval, why = rule.base_days, "announcement"
+    elif (day - prev).days >= interval - rule.early_days:
+        interval, why = 2 * interval, "doubled"
+    else:
+        why = "held"
+    return max(rule.base_days, rule.capped(interval, day)), why
+
+
+def following_interval(
+    state: CounterState,
+    rule: CounterRule,
+    day: date,
+    announcements: Sequence[date] = (),
+) -> int:
+    """The interval that follows if the contact on ``day`` goes fine (the prep note says it).
+
+    Exactly what :func:`replay` makes of the history plus one fine interaction on ``day``:
+    the step after ``state``, so an announcement since the last contact resets it, an early
+    check-in holds it, the cap is measured from ``day`` and a first contact gives ``base``.
+    """
+    if state.last is None or state.interval_days is None:
+        return rule.base_days
+    if day <= state.last:  # merged into the last contact's day: nothing changes
+        return state.interval_days
+    news = any(state.last < a <= day for a in announcements)
+    interval, _ = step(rule, state.last, state.interval_days, day, reset=False, news=news)
+    return interval

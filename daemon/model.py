@@ -113,6 +113,8 @@ class Interaction:
     description: str = ""
     reset: bool = False
     ours: bool = False
+    #: the event's start moment, to tell the latest of a day's meetings (``None``: all day)
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from daemon.counter import CounterRule, CounterState, merge_by_day, replay
+from daemon.counter import CounterRule, CounterState, following_interval, merge_by_day, replay
 from daemon.model import Interaction
 
 ALL_DAYS = frozenset(range(7))
@@ -54,6 +54,8 @@ class ClientPlan:
     moved_by_user: bool = False
     #: the day the contact was due when that day is before today (the contact is late)
     overdue_since: date | None = None
+    #: the interval that follows if the contact on ``reminder_day`` goes fine
+    following_days: int | None = None
 
     @property
     def overdue(self) -> bool:
@@ -132,6 +134,8 @@ def plan_client(
     reminder_day = None if booked is not None and booked <= due else due
     if moved_to is not None:
         reminder_day = moved_to  # the user's reminder stays where they put it
+    following = None if reminder_day is None else following_interval(
+        state, rule, reminder_day, [n.day for n in news])
     return ClientPlan(
         client=client,
         today=today,
@@ -145,4 +149,5 @@ def plan_client(
         notes=tuple(notes),
         overdue_since=overdue_since,
         moved_by_user=moved_to is not None,
+        following_days=following,
     )

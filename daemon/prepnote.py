@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Protocol
 
-from daemon.counter import CounterRule
+from daemon.counter import CounterRule, following_interval
 from daemon.planning import ClientPlan
 
 IDEAS: tuple[str, ...] = (
@@ -26,21 +26,47 @@ IDEAS: tuple[str, ...] = (
     "Ask what is keeping them busy this quarter, and listen.",
 )
 
-EMAIL_TEMPLATE = """Subject: As per our conversation
+#: Placeholders are in square brackets: Google renders a description as HTML, where
+#: ``<date>`` would vanish as an unknown tag. A header line left empty (no ``Cc``) is dropped.
+EMAIL_TEMPLATE = """To: {email}
+Cc: {account_manager}
+Subject: As per our conversation: {project}
 
 Hi {first_name},
 
 thank you for taking the time today. As per our conversation:
 
-- <what we talked about, in one or two lines>
-- <the idea or link I promised>
+- [what we talked about, in one or two lines]
+- [the idea or link I promised]
 
-Could you <the one action you ask for> by <date>?
+Could you [the one action you ask for] by [date]?
 
 Best regards,
 {me}"""
 
+#: The fields an email template may use (the config checks templates against them).
+EMAIL_FIELDS = ("client", "first_name", "me", "email", "project", "account_manager")
+
+#: Where the client has no email address, the ``To:`` line says what to fill in.
+NO_EMAIL = "[their email address]"
+
+#: Local parts of shared mailboxes: nobody is called "Info", so the greeting goes to the team.
+ROLE_ADDRESSES = frozenset({
+    "info", "office", "hello", "hi", "sales", "team", "contact", "contacts", "admin",
+    "support", "help", "helpdesk", "service", "services", "mail", "email", "post",
+    "enquiries", "enquiry", "inquiries", "inquiry", "billing", "accounts", "accounting",
+    "finance", "invoices", "invoice", "orders", "booking", "bookings", "reception",
+    "marketing", "press", "media", "hr", "jobs", "careers", "legal", "privacy", "security",
+    "it", "webmaster", "postmaster", "hostmaster", "noreply", "no-reply", "donotreply",
+    "feedback", "general", "management", "purchasing", "procurement", "kontakt", "buero",
+    "bureau", "empfang", "verwaltung",
+})
+
+#: Titles written before a name (``Dr. Jane Doe``): the greeting uses the name after them.
+HONORIFICS = frozenset({"dr", "mr", "mrs", "ms", "miss", "mx", "prof", "sir", "dame"})
+
 DESCRIPTION_CUT = 400
+TITLE_CUT = 200
 
 #: Starts the line of the note that explains the markers; it names them, so it is left out
 #: when our past reminders are searched for markers the user wrote.
@@ -54,6 +80,11 @@ class ClientProfile(Protocol):
     emails: Sequence[str]
     phone: str | None
     notes: Mapping[str, str] | str | None
+
+    #: a person's name to greet; the email's Cc; what the subject names (all optional)
+    contact: str | None
+    account_manager: str | None
+    project: str | None
 
     def next_birthday(self, on_or_after: date) -> date | None: ...
 
@@ -111,17 +142,17 @@ def prep_note(
     if last is None:
         lines.append("Last contact: none in the history window.")
     else:
-        title = last.title or "(no title)"
+        title = _quote(last.title, TITLE_CUT) or "(no title)"
         lines.append(f"Last contact: {last.day.isoformat()} {title}")
         if last.description.strip():
             lines.append(f"Last conversation: {_quote(last.description)}")
 
     lines.append("")
     counter = plan.counter
+    following = following_days(plan, day, settings.rule)
     if counter.interval_days is None:
-        lines.append(f"Counter: first contact; then every {weeks(settings.rule.base_days)}.")
+        lines.append(f"Counter: first contact; if this goes fine, next in {weeks(following)}.")
     else:
-        following = settings.rule.capped(2 * counter.interval_days, day)
         lines.append(
             f"Counter: now every {weeks(counter.interval_days)}; if this goes fine, next in "
             f"{weeks(following)}."
@@ -132,7 +163,8 @@ def prep_note(
         f"{settings.skip_marker} in it (or delete it) if the call does not happen."
     )
     for news in plan.news:
-        lines.append(f"News to share ({news.day.isoformat()}): {news.text}")
+        # one line each, so user_text knows every line of it as ours
+        lines.append(f"News to share ({news.day.isoformat()}): {' '.join(news.text.split())}")
 
     personal = _personal(client.notes)
     birthday = client.next_birthday(day)
@@ -150,12 +182,32 @@ def prep_note(
 
     lines.append("")
     lines.append("After the call, send:")
-    lines.append(
-        settings.email_template.format(
-            client=client.name, first_name=first_name(client), me=settings.me or "me"
-        )
-    )
+    lines.append(email(client, settings))
     return "\n".join(lines)
+
+
+def following_days(plan: ClientPlan, day: date, rule: CounterRule) -> int:
+    """The interval after a fine contact on ``day``: the plan's, or the same step for
+    another day (a reminder placed later than the plan's day)."""
+    if plan.following_days is not None and day == plan.reminder_day:
+        return plan.following_days
+    return following_interval(plan.counter, rule, day, [n.day for n in plan.news])
+
+
+def email(client: ClientProfile, settings: NoteSettings) -> str:
+    """The "as per our conversation" email, filled in and ready to send."""
+    text = settings.email_template.format(
+        client=client.name,
+        first_name=first_name(client),
+        me=settings.me or "me",
+        email=client.emails[0] if client.emails else NO_EMAIL,
+        project=client.project or client.name,
+        account_manager=client.account_manager or "",
+    )
+    return "\n".join(line for line in text.splitlines() if not _EMPTY_HEADER.fullmatch(line))
+
+
+_EMPTY_HEADER = re.compile(r"(?i)(to|cc|bcc):\s*")
 
 
 #: Lines of the note that quote the history or explain the markers: a marker in them was
@@ -178,9 +230,17 @@ def _personal(notes: Mapping[str, str] | str | None) -> list[str]:
 
 
 def first_name(client: ClientProfile) -> str:
-    """Whom the email greets: the first contact's first name, read from the address."""
-    for email in client.emails:
-        local = re.split(r"[._+-]", email.partition("@")[0])[0]
-        if local.isalpha() and len(local) > 1:
-            return local.capitalize()
-    return client.name
+    """Whom the email greets: the configured contact's first name, else the first personal
+    address's (``jane.doe@`` gives Jane), else the client's team (``Acme Corp team``)."""
+    if client.contact:
+        words = [w for w in client.contact.split() if w.rstrip(".").lower() not in HONORIFICS]
+        if words:
+            return words[0]
+    for address in client.emails:
+        local = address.partition("@")[0].lower()
+        first = re.split(r"[._+-]", local)[0]
+        if local in ROLE_ADDRESSES or first in ROLE_ADDRESSES:
+            continue
+        if first.isalpha() and len(first) > 1:
+            return first.capitalize()
+    return f"{client.name} team"

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import json
+import re
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
+from click.testing import CliRunner
 
 from daemon.attribution import (
     PERSONAL_DOMAINS,
+    REMINDER_TITLE,
     ClientSpec,
     Matcher,
     attribute,
     discover,
+    has_marker,
     reminder_interactions,
 )
+from daemon.cli import cli
 from daemon.model import Attendee, Event, PartStat
+from tests.test_cli_e2e import calendar, vevent
 
 LONDON = ZoneInfo("Europe/London")
 SYDNEY = ZoneInfo("Australia/Sydney")
@@ -166,3 +174,137 @@ def test_discover_lists_uncovered_people_newest_first(matcher):
         ("newco.example", ["ann@newco.example", "bo@newco.example"]),
     ]
     assert found[1]["meetings"] == 2 and found[1]["last"] == date(2026, 10, 1)
+
+
+# -- markers are whole tokens --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "marked"),
+    [
+        ("#need", True), ("#need: help with the export", True), ("(#need)", True),
+        ("#NEED", True), ("they #Need help", True), ("#need,#skip", True), ("[#need]", True),
+        ("#needless chatter", False), ("#needs", False), ("#needed", False),
+        ("foo#need", False), ("#need_x", False), ("need", False), ("", False),
+    ],
+)
+def test_a_marker_counts_only_as_a_whole_token(text, marked):
+    assert has_marker([text], ["#need"]) is marked
+    assert has_marker(["", re.sub("need", "reset", text, flags=re.I)], ["#reset"]) is marked
+    assert has_marker([re.sub("need", "SKIP", text, flags=re.I)], ["#skip"]) is marked
+
+
+def test_configured_markers_are_any_text_matched_as_tokens():
+    assert has_marker(["Call !!help now"], ["!!help"])
+    assert not has_marker(["Call !!helpdesk"], ["!!help"])
+    assert has_marker(["follow up [urgent]"], ["[urgent]", " "])
+    assert not has_marker(["anything"], ["", " "])
+
+
+def test_reset_and_skip_markers_in_meetings_and_our_reminders_are_tokens(matcher):
+    events = [
+        event("Acme #needless chatter", uid="a", start=date(2026, 11, 2)),
+        event("Acme", uid="b", start=date(2026, 11, 3), description="they need help #needs"),
+        event("Acme (#NEED) help", uid="c", start=date(2026, 11, 4)),
+        event("Acme", uid="d", start=date(2026, 11, 5), categories=("#Reset",)),
+        event("Acme", uid="e", start=date(2026, 11, 6), categories=("#resetting",)),
+    ]
+    contacts = attribute(events, matcher, LONDON, date(2026, 11, 23))["Acme Corp"].contacts
+    assert [c.reset for c in sorted(contacts, key=lambda c: c.day)] == [
+        False, False, True, True, False]
+    past, skips = reminder_interactions(
+        [("Acme Corp", date(2026, 11, 9), "Client love #skipped it", "", ()),
+         ("Acme Corp", date(2026, 11, 16), "Client love", "done #needless", ()),
+         ("Globex", date(2026, 11, 16), "Client love", "", ("#skip",))],
+        date(2026, 11, 23), ["#need"], ["#skip"],
+    )
+    assert [(i.day, i.reset) for i in past["Acme Corp"]] == [
+        (date(2026, 11, 9), False), (date(2026, 11, 16), False)]
+    assert skips == {"Globex": [date(2026, 11, 16)]}
+
+
+def test_attribute_keeps_the_start_moment_and_our_reminders_their_title(matcher):
+    start = datetime(2026, 11, 10, 16, 0, tzinfo=LONDON)
+    hist = attribute([event("Acme", uid="a", start=start),
+                      event("Acme", uid="b", start=date(2026, 11, 11))],
+                     matcher, LONDON, date(2026, 11, 23))
+    assert [c.at for c in hist["Acme Corp"].contacts] == [start, None]
+    past, _ = reminder_interactions([("Acme Corp", date(2026, 11, 9), "", "", ())],
+                                    date(2026, 11, 23), ["#need"], ["#skip"])
+    assert past["Acme Corp"][0].title == REMINDER_TITLE == "Client love call"
+
+
+def marker_workspace(root, title: str):
+    config = {
+        "timezone": "Europe/London", "me": [ME], "state_path": "state.sqlite",
+        "sources": [{"type": "ics", "path": "history.ics"}],
+        "target": {"type": "ics", "path": "reminders.ics"},
+        "clients": [{"name": "Acme Corp", "domains": ["acme.example"]}],
+    }
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    jane = [("jane@acme.example", "ACCEPTED")]
+    (root / "history.ics").write_text(calendar(
+        vevent("m1", "20260105T100000", "Kick-off", attendees=jane),
+        vevent("m2", "20260112T100000", title, attendees=jane),
+    ))
+    return root / "config.yaml"
+
+
+@pytest.mark.parametrize(("title", "interval"), [("#needless chatter", 14), ("(#NEED) help", 7)])
+def test_a_meeting_resets_the_counter_only_with_a_whole_marker_through_the_cli(
+        tmp_path, title, interval):
+    config = marker_workspace(tmp_path, title)
+    runner = CliRunner()
+    for now in ("2026-01-13T08:00", "2026-01-14T08:00"):
+        assert runner.invoke(cli, ["--config", str(config), "--now", now, "sync"]).exit_code == 0
+    result = runner.invoke(cli, ["--config", str(config), "--now", "2026-01-14T08:00",
+                                 "status", "--json"])
+    (row,) = json.loads(result.stdout)
+    assert row["interval_days"] == interval
+    assert row["reminder"] == (date(2026, 1, 12) + timedelta(days=interval)).isoformat()
+
+
+# -- discover never suggests someone never met ---------------------------------------------------
+
+
+def test_discover_skips_cancelled_declined_and_events_you_declined(matcher):
+    def seen(*attendees, **kw):
+        return event(uid=kw.pop("uid"), start=kw.pop("start", date(2026, 10, 1)),
+                     attendees=attendees, **kw)
+
+    events = [
+        seen(("ann@cancelled.example", "ACCEPTED"), uid="1", cancelled=True),
+        seen(("bo@theydeclined.example", "DECLINED"), (ME, "ACCEPTED"), uid="2"),
+        seen(("cy@youdeclined.example", "ACCEPTED"), (ME, "DECLINED"), uid="3"),
+        seen(("joe@gmail.com", "DECLINED"), uid="4"),
+        seen(("dee@met.example", "ACCEPTED"), ("eve@met.example", "DECLINED"), uid="5"),
+        seen(("eve@met.example", "DECLINED"), uid="6", start=date(2026, 10, 9)),
+        seen(("org@organised.example", "DECLINED"), uid="7",
+             organizer="org@organised.example"),
+    ]
+    # the calendar itself says the user declined (Google's "self"), whatever the address
+    events.append(Event(source="test", uid="8", start=date(2026, 10, 2), attendees=(
+        Attendee("fay@selfdeclined.example", PartStat.ACCEPTED),
+        Attendee("alias@elsewhere.example", PartStat.DECLINED, is_me=True))))
+    found = discover(events, matcher, LONDON, PERSONAL_DOMAINS)
+    assert [(f["domain"], f["emails"], f["meetings"], f["last"]) for f in found] == [
+        ("met.example", ["dee@met.example"], 1, date(2026, 10, 1))]
+
+
+def test_discover_through_the_cli_suggests_only_people_met(tmp_path):
+    config = marker_workspace(tmp_path, "Acme review")
+    (tmp_path / "history.ics").write_text(calendar(
+        vevent("c1", "20260105T100000", "Lunch", attendees=[("ann@newco.example", "ACCEPTED")],
+               extra=["STATUS:CANCELLED"]),
+        vevent("d1", "20260106T100000", "Demo", attendees=[("bo@oldco.example", "DECLINED"),
+                                                           (ME, "ACCEPTED")]),
+        vevent("d2", "20260107T100000", "Pitch", attendees=[("cy@third.example", "ACCEPTED"),
+                                                            (ME, "DECLINED")]),
+        vevent("m1", "20260108T100000", "Coffee", attendees=[("dan@fourth.example", "ACCEPTED"),
+                                                             (ME, "ACCEPTED")]),
+    ))
+    result = CliRunner().invoke(cli, ["--config", str(config), "--now", "2026-01-10T08:00",
+                                      "discover"])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.stdout) == [
+        {"name": "Fourth", "domains": ["fourth.example"], "emails": ["dan@fourth.example"]}]

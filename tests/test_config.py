@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pydantic
 import pytest
 import tzlocal
+import yaml
 
 from daemon import config as config_module
 from daemon.config import (
@@ -611,7 +612,7 @@ def test_email_template(
     assert parse(email_template=template).email_template == template
     assert problems_of(email_template="Dear {title}") == [
         "email_template: unknown field {title} in the template "
-        "(allowed: {client}, {first_name}, {me})"
+        "(allowed: {client}, {first_name}, {me}, {email}, {project}, {account_manager})"
     ]
 
 
@@ -659,6 +660,29 @@ def test_client_fields_are_normalised(parse: Callable[..., Config]) -> None:
     assert client.keywords == ["Acme", "Road Runner"]
     assert client.phone == "+44 20 7946 0000"
     assert (client.notes, client.birthday) == (None, None)
+
+
+def test_client_contact_account_manager_and_project(
+    parse: Callable[..., Config], problems_of: Callable[..., list[str]]
+) -> None:
+    [client] = parse(clients=[{"name": "A", "contact": " Jane Doe ",
+                               "account_manager": "Sam@MyFirm.example",
+                               "project": " Data platform "}]).clients
+    assert (client.contact, client.account_manager, client.project) == (
+        "Jane Doe", "sam@myfirm.example", "Data platform")
+    [bare] = parse(clients=[{"name": "B"}]).clients
+    assert (bare.contact, bare.account_manager, bare.project) == (None, None, None)
+    assert sorted(problems_of(clients=[{"name": "A", "contact": " ", "account_manager": "Sam",
+                                        "project": ""}])) == [
+        "clients[0].account_manager: not an email address",
+        "clients[0].contact: must not be empty",
+        "clients[0].project: must not be empty",
+    ]
+
+
+def test_email_template_takes_the_new_fields(parse: Callable[..., Config]) -> None:
+    template = "To: {email}\nCc: {account_manager}\nSubject: {project}\n\nHi {first_name}"
+    assert parse(email_template=template).email_template == template
 
 
 def test_client_lists_accept_a_single_string(parse: Callable[..., Config]) -> None:
@@ -1374,3 +1398,25 @@ def test_example_config_loads() -> None:
     assert initech.domains == ["initech.example"]
     [announcement] = config.announcements
     assert set(announcement.names(config.clients)) <= {"Acme Corp", "Globex", "Initech"}
+
+
+def test_example_config_shows_the_email_keys_and_a_valid_template(tmp_path: Path) -> None:
+    text = (REPO / "config.example.yaml").read_text()
+    acme = load_config(REPO / "config.example.yaml").clients[0]
+    assert (acme.contact, acme.account_manager, acme.project) == (
+        "Jane Doe", "sam.lead@myfirm.example", "Data platform migration")
+    for field in ("{client}", "{first_name}", "{email}", "{account_manager}", "{project}",
+                  "{me}"):
+        assert field in text, field
+    # the commented template, uncommented, is one the config accepts
+    lines = text.splitlines()
+    start = lines.index("# email_template: |")
+    block = ["email_template: |"]
+    for line in lines[start + 1:]:
+        if not line.startswith("#  ") and line != "#":
+            break
+        block.append(line[1:])
+    parsed = yaml.safe_load("\n".join(block))
+    config = parse_config({"sources": [{"type": "ics", "path": "h.ics"}],
+                           "target": {"type": "ics", "path": "r.ics"}, **parsed}, tmp_path)
+    assert config.email_template.startswith("To: {email}\nCc: {account_manager}\n")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.counter import CounterRule, merge_by_day, replay
+from daemon.counter import CounterRule, following_interval, merge_by_day, replay
 from daemon.durations import Span
 from daemon.model import Interaction
 from daemon.planning import next_workday, plan_client
@@ -133,3 +134,67 @@ def test_an_on_schedule_fine_check_in_doubles(history):
     # never shorter, except that two calendar months measured from a later date can be a day
     # or two fewer (62 days from 31 July, 61 from 30 September)
     assert after.interval_days >= min(before.interval_days, RULE.cap_days(on_time))
+
+
+# -- the day's last conversation -----------------------------------------------------------
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def at(hour: int, zone=LONDON) -> datetime:
+    return datetime(2026, 1, 5, hour, tzinfo=zone)
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_merge_quotes_the_latest_real_meeting_whatever_the_input_order(order):
+    items = [
+        Interaction(date(2026, 1, 5), "Client love call", ours=True, at=at(18)),
+        Interaction(date(2026, 1, 5), "Workshop (all day)", "agenda"),
+        Interaction(date(2026, 1, 5), "Kick-off", "scope", at=at(10)),
+        Interaction(date(2026, 1, 5), "Follow-up", "Jane asked for a plan", reset=True,
+                    at=at(16)),
+        Interaction(date(2026, 1, 5), "", "", at=at(17)),  # nothing to quote
+        Interaction(date(2026, 1, 5), "Call with NYC", "budget", at=at(9, ZoneInfo(
+            "America/New_York"))),  # 14:00 in London: before 16:00
+    ][::order]
+    (merged,) = merge_by_day(items)
+    assert (merged.title, merged.description) == ("Follow-up", "Jane asked for a plan")
+    assert merged.reset and not merged.ours
+
+
+def test_merge_of_our_reminders_only_stays_ours():
+    items = [Interaction(date(2026, 1, 5), "Client love call", ours=True),
+             Interaction(date(2026, 1, 5), "Client love call", ours=True, reset=True)]
+    (merged,) = merge_by_day(items)
+    assert merged.ours and merged.reset and merged.title == "Client love call"
+
+
+# -- the interval that follows a fine contact ----------------------------------------------------
+
+
+def test_following_interval_after_an_announcement_is_base():
+    days = [date(2006, 1, 2), date(2006, 1, 9), date(2006, 1, 23), date(2006, 2, 20),
+            date(2006, 4, 17)]
+    state = replay(met(*days), RULE)
+    assert state.interval_days == 61
+    assert following_interval(state, RULE, date(2006, 5, 1), [date(2006, 5, 1)]) == 7
+    assert following_interval(state, RULE, date(2006, 5, 1), [date(2006, 5, 2)]) == 61
+    assert following_interval(state, RULE, date(2006, 6, 19), [date(2006, 4, 17)]) == 61
+
+
+def test_following_interval_early_holds_on_time_doubles_never_met_is_base():
+    state = replay(met(date(2026, 1, 5), date(2026, 1, 12)), RULE)  # every 14 days
+    assert following_interval(state, RULE, date(2026, 1, 15)) == 14  # 3 < 14 - 2: held
+    assert following_interval(state, RULE, date(2026, 1, 24)) == 28  # 12 = 14 - 2: doubled
+    assert following_interval(replay([], RULE), RULE, date(2026, 1, 6)) == 7
+
+
+@given(histories(), st.integers(min_value=0, max_value=150),
+       st.lists(st.integers(min_value=-200, max_value=200), max_size=3))
+def test_following_interval_is_the_replay_with_one_more_fine_contact(history, gap, news):
+    last = max(i.day for i in history)
+    day = last + timedelta(days=gap)
+    announcements = [last + timedelta(days=n) for n in news]
+    state = replay(history, RULE, announcements)
+    again = replay([*history, Interaction(day, "fine")], RULE, announcements)
+    assert following_interval(state, RULE, day, announcements) == again.interval_days

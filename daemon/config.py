@@ -630,7 +630,7 @@ class ReminderConfig(_Model):
     time: Annotated[dt.time, BeforeValidator(_clock)] = dt.time(9, 30)
     #: a reminder due today whose slot has passed is placed at the next quarter hour up to
     #: this time of day, else at the slot of the next work day
-    latest: Annotated[dt.time, BeforeValidator(_clock)] = dt.time(17, 0)
+    latest: Annotated[dt.time, BeforeValidator(_clock)] | None = None
     duration: SpanValue = Span(seconds=15 * 60)
     alarm_before: SpanValue = Span(days=1)
     workdays: Workdays = list(_MON_TO_FRI)
@@ -657,10 +657,16 @@ class ReminderConfig(_Model):
 
     @model_validator(mode="after")
     def _latest_after_slot(self) -> ReminderConfig:
-        if self.latest < self.time:
+        if self.latest is not None and self.latest < self.time:
             raise ValueError(f"latest ({self.latest:%H:%M}) must not be before time "
                              f"({self.time:%H:%M})")
         return self
+
+    @property
+    def end_of_day(self) -> dt.time:
+        """The latest start of a reminder placed later on its own day (default 17:00, or
+        the slot itself when that is later)."""
+        return self.latest if self.latest is not None else max(dt.time(17, 0), self.time)
 
 
 # -- clients and announcements ----------------------------------------------------------------

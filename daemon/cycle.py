@@ -179,7 +179,7 @@ def read_sources(
 
 def slot_rule(config: Any) -> SlotRule:
     r = config.reminder
-    return SlotRule(slot=r.time, latest=r.latest, alarm_before=r.alarm_before.to_timedelta(),
+    return SlotRule(slot=r.time, latest=r.end_of_day, alarm_before=r.alarm_before.to_timedelta(),
                     workdays=frozenset(r.workdays), tz=config.tz)
 
 

@@ -1310,7 +1310,7 @@ def target_identity(target: Any) -> str:
         parts = urlsplit(target.url)
         url = f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}"
         url += f":{parts.port}" if parts.port else ""
-        text = f"caldav {url}{parts.path or '/'}"
+        text = f"caldav {url}{parts.path.rstrip('/')}/"  # a collection, with or without /
         return text + (f" calendar {target.calendar!r}" if target.calendar else "")
     if isinstance(target, GoogleTargetConfig):
         return f"google calendar {target.calendar!r} at {target.api_base}"

@@ -291,6 +291,25 @@ def test_an_older_state_sqlite_is_adopted_by_the_users_config(machine: Home, tmp
     assert [p.name for p in folder.glob("*.sqlite")] == [LEGACY_STATE_NAME]
 
 
+def test_an_older_state_of_another_target_is_refused_with_a_hint(machine: Home,
+                                                                 monkeypatch):
+    """An older version's state.sqlite records no target; if it held the example's
+    reminders, the user's config is refused and told what that file is."""
+    folder = machine.state_dir
+    monkeypatch.setenv("STATE_DIRECTORY", str(folder))
+    example = yaml.safe_load(machine.example.read_text())
+    example["state_path"] = str(folder / LEGACY_STATE_NAME)
+    machine.example.write_text(yaml.safe_dump(example))
+    machine.run("sync", config=machine.example)
+    with sqlite3.connect(folder / LEGACY_STATE_NAME) as db:
+        db.execute("DELETE FROM meta WHERE name=?", (TARGET_META,))
+    db.close()
+    write_own_config(machine.home)
+    refused = machine.run("sync", code=3).stderr
+    assert said(refused, "records no target", f"move {folder / LEGACY_STATE_NAME} away")
+    assert not (machine.home / "calendars" / "clientlove.ics").exists()
+
+
 def test_the_recorded_target_never_holds_a_credential(tmp_path: Path):
     caldav = parse_config({**EXAMPLE, "target": {
         "type": "caldav", "url": "https://dav.example/cal/me/love/?token=s3cret",
@@ -298,6 +317,10 @@ def test_the_recorded_target_never_holds_a_credential(tmp_path: Path):
     google = parse_config({**EXAMPLE, "target": {
         "type": "google", "calendar": "Client love", "credential": "google-me"}}, tmp_path)
     assert target_identity(caldav.target) == "caldav https://dav.example/cal/me/love/"
+    bare = parse_config({**EXAMPLE, "target": {"type": "caldav",
+                                               "url": "https://DAV.example/cal/me/love"}},
+                        tmp_path)
+    assert target_identity(bare.target) == target_identity(caldav.target)
     assert target_identity(google.target) == (
         "google calendar 'Client love' at https://www.googleapis.com")
     for config in (caldav, google):

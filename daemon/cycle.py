@@ -285,9 +285,9 @@ def foreign_state(state: State, identity: str, *, force: bool) -> str | None:
         return None
     return (
         f"this state ({state.path}) belongs to target {recorded}; the config now names "
-        f"{identity}. Nothing was read or written. To keep both, give each config its own "
-        "state: remove `state_path` from the config (every config file then gets its own) "
-        f"or point it at a new file. To move to {identity} for good, run "
+        f"{identity}. Nothing was read or written. To keep both, give this config its own "
+        "state: set `state_path` to a new file, or remove a shared `state_path` (every config "
+        f"file then gets its own). To move to {identity} for good, run "
         f"`clientlove sync --force` once: it starts fresh there and leaves the reminders in "
         f"{recorded} as they are."
     )

@@ -39,6 +39,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from daemon.credentials import is_plain_name
 from daemon.durations import Span, parse_span
 from daemon.identity import slug
+from daemon.state import recorded_target
 
 __all__ = [
     "EX_CONFIG",
@@ -58,6 +59,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "slug",
+    "target_identity",
 ]
 
 #: sysexits.h EX_CONFIG: the exit status for "the configuration is wrong" (systemd knows it).
@@ -1281,12 +1283,74 @@ def parse_config(
     return config
 
 
+#: The state file's name in earlier versions: one per user, whatever the config.
+LEGACY_STATE_NAME = "state.sqlite"
+
+
 def default_state_path(config: Config) -> Path:
-    """Where the SQLite state lives: the config's choice, systemd's StateDirectory=, or XDG."""
+    """Where the SQLite state lives: the config's ``state_path``, else one file per config
+    in systemd's ``StateDirectory=`` or the XDG state folder.
+
+    One per config because a state belongs to one target: the quick start's example and
+    your own config must not share one. The plain ``state.sqlite`` stays for the system
+    config (what ops expect under systemd), and for a config whose target that file
+    records, or, when it records none (an older version wrote it), for your own config.
+    """
     if config.state_path is not None:
         return config.state_path
     state_directory = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
     if state_directory:
-        return Path(state_directory) / "state.sqlite"
-    base = _xdg_dir("XDG_STATE_HOME", Path.home() / ".local" / "state")
-    return base / "clientlove" / "state.sqlite"
+        folder = Path(state_directory)
+    else:
+        folder = _xdg_dir("XDG_STATE_HOME", Path.home() / ".local" / "state") / "clientlove"
+    legacy = folder / LEGACY_STATE_NAME
+    origin = config.config_path
+    if origin is None or _same_file(origin, SYSTEM_CONFIG):
+        return legacy
+    if legacy.is_file():
+        recorded = recorded_target(legacy)
+        if recorded == target_identity(config.target) or (
+                recorded is None and _same_file(origin, _user_config_path())):
+            return legacy
+    return folder / state_file_name(origin)
+
+
+def state_file_name(config_path: Path) -> str:
+    """``<stem>-<digest>.sqlite``: readable, and distinct for every config file."""
+    resolved = _resolved(config_path)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", resolved.stem)[:40].strip("-.") or "config"
+    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:10]
+    return f"{stem}-{digest}.sqlite"
+
+
+def target_identity(target: Any) -> str:
+    """The target as the state records it: its kind and place, never a credential.
+
+    A URL keeps its scheme, host and path only (a query could carry a token).
+    """
+    if isinstance(target, IcsTargetConfig):
+        return f"ics file {os.path.normpath(target.path)}"
+    if isinstance(target, CalDavTargetConfig):
+        parts = urlsplit(target.url)
+        url = f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}"
+        url += f":{parts.port}" if parts.port else ""
+        text = f"caldav {url}{parts.path.rstrip('/')}/"  # a collection, with or without /
+        return text + (f" calendar {target.calendar!r}" if target.calendar else "")
+    if isinstance(target, GoogleTargetConfig):
+        return f"google calendar {target.calendar!r} at {target.api_base}"
+    return f"{getattr(target, 'type', type(target).__name__)} target"
+
+
+def _user_config_path() -> Path:
+    return _xdg_dir("XDG_CONFIG_HOME", Path.home() / ".config") / "clientlove" / "config.yaml"
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return Path(path).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(Path(path).expanduser()))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return _resolved(a) == _resolved(b)

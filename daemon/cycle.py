@@ -27,6 +27,7 @@ from daemon.attribution import (
     needles,
     reminder_interactions,
 )
+from daemon.config import target_identity
 from daemon.counter import CounterRule
 from daemon.identity import parse_key, reminder_hash, slug
 from daemon.model import ReadScope, Reminder, RemoteReminder, StoredReminder
@@ -326,6 +327,42 @@ def _where(plan: ClientPlan, actions: Sequence[Action], tz: Any) -> ClientPlan:
     return plan
 
 
+def foreign_state(state: State, identity: str, *, force: bool) -> str | None:
+    """Why this state must not be used for the target ``identity``, or ``None``.
+
+    A state that knows reminders of another target would read that target's reminders as
+    deleted here; ``force`` starts fresh for the new target instead.
+    """
+    recorded = state.target
+    if recorded is None or recorded == identity or force or not state.holds_target_data():
+        return None
+    return (
+        f"this state ({state.path}) belongs to target {recorded}; the config now names "
+        f"{identity}. Nothing was read or written. To keep both, give this config its own "
+        "state: set `state_path` to a new file, or remove a shared `state_path` (every config "
+        f"file then gets its own). To move to {identity} for good, run "
+        f"`clientlove sync --force` once: it starts fresh there and leaves the reminders in "
+        f"{recorded} as they are."
+    )
+
+
+def _move_target(state: State, identity: str, report: CycleReport, *, dry_run: bool) -> bool:
+    """Start fresh when the state (allowed by ``--force``, or empty) named another target.
+
+    True when the previous target's reminders are set aside (in a dry run: only in memory).
+    """
+    recorded = state.target
+    if recorded is None or recorded == identity:
+        return False
+    moving = state.holds_target_data()
+    if moving:
+        report.warnings.append(f"{'would start' if dry_run else 'started'} fresh for target "
+                               f"{identity}; the reminders in {recorded} stay as they are")
+    if not dry_run:
+        state.start_fresh_for(identity)
+    return moving
+
+
 def run_cycle(
     config: Any,
     state: State,
@@ -348,6 +385,11 @@ def run_cycle(
     tz = config.tz
     today = now.astimezone(tz).date()
     report = CycleReport(now=now, today=today, dry_run=dry_run)
+    identity = target_identity(config.target)
+    report.refused = foreign_state(state, identity, force=force)
+    if report.refused is not None:
+        return report
+    moving = _move_target(state, identity, report, dry_run=dry_run)
     scope = read_scope(config, today, prefilter=prefilter)
     usable = read_sources(sources, state, scope, now, report, force=force, backoff=backoff,
                           progress=progress)
@@ -359,7 +401,7 @@ def run_cycle(
         report.errors.append(f"target {target.name}: {said(exc, target.name)}")
         remote = None
 
-    stored = state.reminders()
+    stored = [] if moving and dry_run else state.reminders()
     skipped: list[StoredReminder] = []
     forgotten: list[StoredReminder] = []
     if remote is not None:
@@ -372,8 +414,15 @@ def run_cycle(
                 "written before; refusing to re-create everything. If the calendar really was "
                 "emptied, run `clientlove sync --force`."
             )
+            if state.target is None:
+                report.refused += (
+                    " This state file records no target (an older version wrote it): if it "
+                    f"belongs to another config, move {state.path} away or give this config "
+                    "its own `state_path`.")
         skipped, forgotten = detect_skips(stored, listed, today)
         if not dry_run and report.refused is None:
+            if state.target is None:
+                state.claim_target(identity)
             state.note_keys(listed)
             for item in skipped:
                 log.info("reminder %s for %s was deleted before its day: skipped", item.key,

@@ -79,7 +79,9 @@ class Service:
         self.clock = clock
         self.backoff = backoff
         self.config: Config = load_config(config_path)  # ConfigError: the caller exits 78
-        self.state = State(default_state_path(self.config))
+        state_path = default_state_path(self.config)  # one per config: say which
+        log.info("state: %s", state_path)
+        self.state = State(state_path)
         self.notifier = notifier or Notifier.from_env()
         self.providers = build_providers(self.config, clock)
         self.stop_event = threading.Event()

@@ -1,7 +1,9 @@
 """The SQLite state (DESIGN section 8): cursors, cached events, our reminders, tombstones.
 
 One transaction per write, so a crash never loses a mapping. Nothing secret is stored
-here: cursors, etags, keys and the events' own text only.
+here: cursors, etags, keys and the events' own text only. The state belongs to one target:
+it records which (kind and place, never a credential), so a config naming another target
+is told so instead of acting on reminders that live elsewhere.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from daemon.identity import make_key, parse_key
 from daemon.model import Attendee, ChangeSet, Event, PartStat, StoredReminder
 
 SCHEMA_VERSION = 1
+#: The meta row naming the target this state describes (absent in files of older versions).
+TARGET_META = "target"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,6 +49,24 @@ CREATE TABLE IF NOT EXISTS generations (client TEXT PRIMARY KEY, last INTEGER NO
 
 class StateError(Exception):
     """The state file cannot be used (newer schema, not a database, not writable)."""
+
+
+def recorded_target(path: Path) -> str | None:
+    """The target a state file records, read without creating or changing anything.
+
+    ``None`` when the file is missing, unreadable or records none (an older version's).
+    """
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE name=?", (TARGET_META,)).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
 
 
 def _event_to_json(event: Event) -> str:
@@ -145,6 +167,34 @@ class State:
 
     def close(self) -> None:
         self.db.close()
+
+    # -- the target it belongs to ----------------------------------------------------------
+    @property
+    def target(self) -> str | None:
+        """The target this state describes; ``None`` when new or written by an older version."""
+        row = self.db.execute("SELECT value FROM meta WHERE name=?", (TARGET_META,)).fetchone()
+        return row[0] if row else None
+
+    def claim_target(self, identity: str) -> None:
+        """Record the target this state describes from now on."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (TARGET_META, identity))
+
+    def holds_target_data(self) -> bool:
+        """True when the state knows reminders or skips on its target (something to lose)."""
+        return any(self.db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+                   for table in ("reminders", "tombstones"))
+
+    def start_fresh_for(self, identity: str) -> None:
+        """Forget the previous target's reminders and skips, and belong to ``identity``.
+
+        The source cache stays (it describes the sources, not the target), and so do the
+        generations used: a key is never taken twice, whichever calendar it went to.
+        """
+        with self.transaction() as db:
+            db.execute("DELETE FROM reminders")
+            db.execute("DELETE FROM tombstones")
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (TARGET_META, identity))
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -255,7 +255,9 @@ def test_shipped_example_runs_as_the_readme_says(tmp_path: Path):
     written = tmp_path / "reminders.ics"
     cal = icalendar.Calendar.from_ical(written.read_bytes())
     assert any(key_of(e) for e in cal.walk("VEVENT"))
-    assert (tmp_path / "state" / "clientlove" / "state.sqlite").exists()
+    # one state per config file (issue 12 point 6): named after it, never the shared one
+    assert [p.name.split("-")[0] for p in (tmp_path / "state" / "clientlove").glob(
+        "*.sqlite")] == ["config.example"]
     before = written.read_bytes()
     again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120,
                            cwd=tmp_path)

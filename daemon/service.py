@@ -329,7 +329,7 @@ class Service:
                 log.error("cannot listen on %s (%s): no feed, /healthz or /metrics until it "
                           "can; cycles go on and each one tries again", feed.listen, reason)
             self._bind_failures += 1
-            self._listen_problem = (f"not listening: {feed.listen} {reason}; "
+            self._listen_problem = (f"cannot listen on {feed.listen} ({reason.lower()}); "
                                     "trying again every cycle")
             return
         self._feed_server = server

@@ -15,7 +15,7 @@ import random
 import time as clock
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -80,6 +80,10 @@ class CycleReport:
     errors: list[str] = field(default_factory=list)
     writes: int = 0
     dry_run: bool = False
+    #: our reminders as the target holds them after this cycle's writes (None: not listed)
+    remote: list[RemoteReminder] | None = None
+    #: the actions whose write the target confirmed
+    written: list[Action] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -396,6 +400,7 @@ def run_cycle(
 
     try:
         remote = with_retry(target.list_ours, backoff)
+        report.remote = list(remote)
     except ProviderError as exc:
         report.target_error = str(exc)
         report.errors.append(f"target {target.name}: {said(exc, target.name)}")
@@ -520,6 +525,20 @@ def _write_batch(
     return results
 
 
+def as_written(listing: list[RemoteReminder], action: Action,
+               result: RemoteReminder | None) -> list[RemoteReminder]:
+    """The target's listing after one confirmed write: deleted gone, written as written.
+
+    A CalDAV answer is built from what we sent, so a move keeps the categories the event had.
+    """
+    kept = [r for r in listing if r.key != action.key]
+    if action.kind is Kind.DELETE or result is None:
+        return kept
+    if not result.categories and action.current is not None and action.current.categories:
+        result = replace(result, categories=action.current.categories)
+    return [*kept, result]
+
+
 def _execute(
     report: CycleReport,
     state: State,
@@ -574,6 +593,8 @@ def _execute(
         return
     for action, result in done:
         report.writes += 1
+        report.written.append(action)
+        report.remote = as_written(report.remote or [], action, result)
         if action.kind is Kind.DELETE or result is None:
             state.drop_reminder(action.key)
             continue

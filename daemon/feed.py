@@ -96,13 +96,17 @@ def http_date(moment: datetime) -> str:
 
 
 def make_app(
-    token: str,
+    token: str | None,
     feed: Callable[[], FeedDoc | None],
     health: Callable[[], tuple[bool, dict]],
     metrics: Metrics,
 ) -> WSGIApp:
-    """The WSGI app: ``/<token>/clientlove.ics``, ``/healthz``, ``/metrics``; 404 for the rest."""
-    secret = check_token(token).encode("ascii")
+    """The WSGI app: ``/<token>/clientlove.ics``, ``/healthz``, ``/metrics``; 404 for the rest.
+
+    ``token=None`` (none is configured, or it is unusable) still serves /healthz and /metrics;
+    every feed URL then answers 503 saying how to make a token, so a subscriber sees why.
+    """
+    secret = None if token is None else check_token(token).encode("ascii")
 
     def route(environ: dict[str, Any]) -> Response:
         raw = _raw_path(environ)
@@ -115,8 +119,11 @@ def make_app(
         if raw == "/metrics":
             return _allowed(method) or _metrics(metrics, method)
         segments = raw.split("/")
-        if (len(segments) == 3 and segments[2] == FEED_NAME
-                and hmac.compare_digest(segments[1].encode("latin-1"), secret)):
+        if len(segments) != 3 or segments[2] != FEED_NAME:
+            return _not_found()
+        if secret is None:
+            return _allowed(method) or _no_token()
+        if hmac.compare_digest(segments[1].encode("latin-1"), secret):
             return _allowed(method) or _feed(feed, environ, method)
         return _not_found()
 
@@ -189,6 +196,13 @@ def _feed(feed: Callable[[], FeedDoc | None], environ: dict[str, Any], method: s
         *validators,
     ]
     return "200 OK", headers, b"" if method == "HEAD" else doc.body
+
+
+def _no_token() -> Response:
+    return _plain("503 Service Unavailable",
+                  "the feed is off: the service has no usable feed token. Make one with "
+                  "`clientlove feed token`, restart the service, then subscribe again with the "
+                  "URL `clientlove feed url` prints.\n")
 
 
 def _not_modified(environ: dict[str, Any], doc: FeedDoc) -> bool:

@@ -34,6 +34,10 @@ def under_journald(stream=None) -> bool:
     return stat.st_dev == device and stat.st_ino == inode
 
 
+#: The service's own journal (start, one line per cycle, reload, stop): shown at the default
+#: level, so a healthy ``clientlove run`` is not silent; only ``clientlove run`` logs here.
+SERVICE_LOGGER = "clientlove.service"
+
 _SECRETS = re.compile(
     r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?(?:basic|bearer)\s+)[^\s'\",}]+"
     r"|((?:access_token|refresh_token|client_secret|password)['\"]?\s*[:=]\s*['\"]?)"
@@ -59,7 +63,10 @@ class JournalFormatter(logging.Formatter):
 
 
 def setup_logging(verbosity: int = 0, stream=None) -> None:
-    """Configure the root logger once: warnings by default, info with -v, debug with -vv."""
+    """Configure the root logger once: warnings by default, info with -v, debug with -vv.
+
+    The service's journal lines (:data:`SERVICE_LOGGER`) are info at every level.
+    """
     stream = stream or sys.stderr
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     handler = logging.StreamHandler(stream)
@@ -75,6 +82,7 @@ def setup_logging(verbosity: int = 0, stream=None) -> None:
     handler.addFilter(RedactSecrets())
     root.addHandler(handler)
     root.setLevel(level)
+    logging.getLogger(SERVICE_LOGGER).setLevel(min(level, logging.INFO))
     for noisy in ("urllib3", "requests", "charset_normalizer", "niquests", "apscheduler",
                   "waitress"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

@@ -13,20 +13,22 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+import icalendar
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from daemon.config import Config, ConfigError, default_state_path, load_config
 from daemon.cycle import CycleReport, run_cycle
-from daemon.identity import reminder_hash
+from daemon.model import UID_DOMAIN, RemoteReminder
 from daemon.notify import Notifier, watchdog_interval
-from daemon.reconcile import Kind
-from daemon.reminder_ical import add_timezones, new_calendar, to_vevent
+from daemon.reconcile import Action, Kind
+from daemon.reminder_ical import HASH_PROP, KEY_PROP, add_timezones, new_calendar
 from daemon.retry import DEFAULT_BACKOFF, Backoff
 from daemon.state import State
 from providers import build_source, build_target
@@ -51,17 +53,88 @@ def build_providers(config: Config, clock: Callable[[], datetime]) -> Providers:
                      build_target(config.target, stamp=clock, tz=config.tz))
 
 
-def reminders_view(report: CycleReport, name: str, stamp: datetime) -> bytes:
-    """The pending reminders as one VCALENDAR: the feed of a CalDAV or Google target."""
+def reminders_view(remote: Sequence[RemoteReminder], name: str, stamp: datetime,
+                   tz: tzinfo) -> bytes:
+    """Our reminders as the target holds them, as one VCALENDAR: the feed of a CalDAV or
+    Google target. Pending and past ones alike, and a reminder the user moved or edited
+    where they put it (the feed shows what the calendar shows)."""
     cal = new_calendar(name)
     cal.add("method", "PUBLISH")
     cal.add("refresh-interval", timedelta(hours=1), parameters={"VALUE": "DURATION"})
     cal.add("x-published-ttl", "PT1H")
-    for action in sorted(report.actions, key=lambda a: a.key):
-        if action.reminder is not None and action.kind in (Kind.CREATE, Kind.UPDATE, Kind.KEEP):
-            cal.add_component(to_vevent(action.reminder, stamp))
+    for item in sorted(remote, key=lambda r: r.key):
+        if not item.cancelled:
+            cal.add_component(remote_vevent(item, stamp, tz))
     add_timezones(cal)
     return cal.to_ical()
+
+
+def remote_vevent(item: RemoteReminder, stamp: datetime, tz: tzinfo) -> icalendar.Event:
+    """One held reminder as a VEVENT: our marks, its times, text and alarm as held."""
+    event = icalendar.Event()
+    event.add("uid", f"{item.key}@{UID_DOMAIN}")
+    event.add("dtstamp", stamp.astimezone(UTC).replace(microsecond=0))
+    event.add("dtstart", _portable(item.start, tz))
+    if item.end is not None:
+        event.add("dtend", _portable(item.end, tz))
+    event.add("summary", item.summary)
+    if item.description:
+        event.add("description", item.description)
+    if item.categories:
+        event.add("categories", list(item.categories))
+    event.add("transp", "TRANSPARENT")
+    event.add("class", "PRIVATE")
+    event.add(KEY_PROP, item.key)
+    if item.stored_hash:
+        event.add(HASH_PROP, item.stored_hash)
+    if item.alarm_before is not None:
+        alarm = icalendar.Alarm()
+        alarm.add("action", "DISPLAY")
+        alarm.add("trigger", -item.alarm_before)
+        alarm.add("description", item.summary or "Client love")
+        event.add_component(alarm)
+    return event
+
+
+def _portable(moment: datetime | date, tz: tzinfo) -> datetime | date:
+    """A time every reader can place: a fixed offset or an unnamed zone becomes ``tz``
+    (named zones get a VTIMEZONE; a bare offset has no TZID to describe it)."""
+    if (isinstance(moment, datetime) and moment.tzinfo is not None
+            and getattr(moment.tzinfo, "key", None) is None and moment.tzinfo is not UTC):
+        return moment.astimezone(tz)
+    return moment
+
+
+def listing_digest(remote: Sequence[RemoteReminder]) -> str:
+    """Changes exactly when what the feed would show changes (then DTSTAMP and ETag do)."""
+    rows = sorted(repr((r.key, str(r.start), str(r.end), r.summary, r.description,
+                        r.categories, r.alarm_before, r.stored_hash, r.cancelled))
+                  for r in remote)
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def _verb(action: Action) -> str:
+    if action.kind is Kind.UPDATE:
+        return {"moved": "move", "refreshed": "refresh"}.get(action.why, "update")
+    return action.kind.value
+
+
+def cycle_line(report: CycleReport) -> str:
+    """The one journal line per cycle: what it did, or that nothing changed."""
+    clients = _plural(len(report.plans), "client")
+    errors = _plural(len(report.errors), "error")
+    if report.refused:
+        return f"cycle: refused, nothing written, {clients}, {errors}"
+    if not report.written and not report.errors:
+        return f"cycle: nothing changed, {clients}"
+    verbs = Counter(_verb(a) for a in report.written)
+    detail = ", ".join(f"{n} {verb}" for verb, n in sorted(verbs.items()))
+    written = _plural(len(report.written), "reminder") + " written"
+    return f"cycle: {clients}, {written}{f' ({detail})' if detail else ''}, {errors}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 class Service:
@@ -94,6 +167,12 @@ class Service:
         self._feed_doc: Any = None
         self._feed_key: str | None = None
         self._feed_server: Any = None
+        self._feed_app: Any = None
+        #: why the feed URL answers 503 (no usable token), for /healthz
+        self._token_problem: str | None = None
+        #: why nothing listens yet (the port is in use, say); retried after every cycle
+        self._listen_problem: str | None = None
+        self._bind_failures = 0
         from daemon.metrics import Metrics
 
         self.metrics = Metrics()
@@ -132,8 +211,10 @@ class Service:
                 log.error("refused: %s", report.refused)
             self.metrics.observe(report, time.perf_counter() - started)
             self._update_feed(report)
-            self.notifier.status(report.summary())
-            log.info("cycle done: %s", report.summary())
+            self._retry_listen()
+            problem = self.feed_problem()
+            self.notifier.status(report.summary() + (f"; feed: {problem}" if problem else ""))
+            log.info("%s", cycle_line(report))
             return report
 
     def stuck(self) -> bool:
@@ -156,14 +237,12 @@ class Service:
                                           datetime.fromtimestamp(stat.st_mtime, UTC))
                 self._feed_key = key
             return
-        if report.target_error is not None:
+        if report.target_error is not None or report.remote is None:
             return  # keep serving the last good view
-        # rebuilt (with a new DTSTAMP, so a new ETag) only when a reminder changed
-        key = hashlib.sha256(" ".join(sorted(
-            f"{a.key}={reminder_hash(a.reminder)}" for a in report.actions
-            if a.reminder is not None)).encode()).hexdigest()
+        # rebuilt (with a new DTSTAMP, so a new ETag) only when a held reminder changed
+        key = listing_digest(report.remote)
         if key != self._feed_key:
-            body = reminders_view(report, "Client love", report.now)
+            body = reminders_view(report.remote, "Client love", report.now, self.config.tz)
             self._feed_doc = feed_doc(body, report.now)
             self._feed_key = key
 
@@ -185,34 +264,98 @@ class Service:
                 info["refused"] = report.refused
         ok = self.last_success is not None and now - self.last_success <= max_age
         info["status"] = "ok" if ok else ("starting" if report is None else "failing")
+        info["feed"] = self.feed_state()
         return ok, info
 
+    def feed_problem(self) -> str | None:
+        """What keeps the feed from serving, in words for STATUS= and /healthz."""
+        if self._listen_problem:
+            return self._listen_problem
+        return self._token_problem
+
+    def feed_state(self) -> str:
+        if not self.config.feed.enabled:
+            return "off (feed.enabled is false)"
+        problem = self.feed_problem()
+        if problem:
+            return problem
+        retried = (f" (listening since attempt {self._bind_failures + 1}; the address "
+                   "was busy before)") if self._bind_failures else ""
+        server = self._feed_server
+        where = server.url if server is not None else self.config.feed.listen
+        return f"serving on {where}{retried}"
+
     def _start_feed(self) -> None:
+        """Serve /healthz and /metrics whatever happens, and the feed when a token is usable.
+
+        Without a usable token the feed URL answers 503; when the address cannot be bound
+        (the port is in use) every cycle tries again.
+        """
         feed = self.config.feed
         if not feed.enabled:
             return
-        from daemon.credentials import CredentialError, resolve_secret
-        from daemon.feed import FeedServer, make_app
+        from daemon.feed import make_app
 
+        token = self._feed_token()
+        self._feed_app = make_app(token, self.feed, self.health, self.metrics)
+        self._listen()
+
+    def _feed_token(self) -> str | None:
+        """The feed token, or ``None`` with one log line saying what to do."""
+        from daemon.credentials import CredentialError, resolve_secret
+        from daemon.feed import check_token
+
+        name = self.config.feed.token_credential
         try:
-            token = resolve_secret(feed.token_credential).reveal()
+            return check_token(resolve_secret(name).reveal())
         except CredentialError as exc:
-            log.error("feed disabled: %s", exc)
-            return
-        try:
-            app = make_app(token, self.feed, self.health, self.metrics)
+            problem = f"no feed token ({exc})"
         except ValueError as exc:  # the message describes the rule, never the token
-            log.error("feed disabled: credential %s is not a usable token: %s",
-                      feed.token_credential, exc)
-            return
+            problem = f"credential {name} is not a usable feed token: {exc}"
+        self._token_problem = ("feed URL disabled (no usable token); make one with "
+                               "`clientlove feed token`, then restart")
+        log.error("feed URL disabled: %s. Make a token with `clientlove feed token` and restart;"
+                  " /healthz and /metrics are served meanwhile", problem)
+        return None
+
+    def _listen(self) -> None:
+        from daemon.feed import FeedServer
+
+        feed = self.config.feed
         try:
-            self._feed_server = FeedServer(app, feed.host, feed.port)
-            self._feed_server.start()
+            server = FeedServer(self._feed_app, feed.host, feed.port)
+            server.start()
         except OSError as exc:
-            log.error("feed disabled: cannot listen on %s: %s", feed.listen, exc.strerror)
-            self._feed_server = None
+            reason = exc.strerror or type(exc).__name__
+            if self._bind_failures == 0:
+                log.error("cannot listen on %s (%s): no feed, /healthz or /metrics until it "
+                          "can; cycles go on and each one tries again", feed.listen, reason)
+            self._bind_failures += 1
+            self._listen_problem = (f"cannot listen on {feed.listen} ({reason.lower()}); "
+                                    "trying again every cycle")
             return
-        log.info("feed, /healthz and /metrics on http://%s", feed.listen)
+        self._feed_server = server
+        self._listen_problem = None
+        what = "/healthz and /metrics" if self._token_problem else "feed, /healthz and /metrics"
+        log.info("%s on %s%s", what, server.url,
+                 f" (after {self._bind_failures} failed attempts)" if self._bind_failures
+                 else "")
+
+    def _retry_listen(self) -> None:
+        if self._feed_app is not None and self._feed_server is None and not self.stopping:
+            self._listen()
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_event.is_set()
+
+    def close(self) -> None:
+        """Stop the feed server and close the state (the end of :meth:`run`, and of tests)."""
+        with self._cycle_lock:
+            self.state.close()
+        if self._feed_server is not None:
+            self._feed_server.stop()
+            self._feed_server = None
 
     # -- reload, signals, the loop ------------------------------------------------------------
     def reload(self) -> bool:
@@ -281,9 +424,6 @@ class Service:
             self.notifier.stopping()
             self.stop_event.set()
             self.scheduler.shutdown(wait=True)  # the cycle in flight ends its current write
-            with self._cycle_lock:
-                self.state.close()
-            if self._feed_server is not None:
-                self._feed_server.stop()
+            self.close()
             log.info("stopped")
         return 0

@@ -522,6 +522,22 @@ def test_stop_is_prompt_and_idempotent(fake):
         get(srv, FEED)
 
 
+def test_without_a_token_health_and_metrics_serve_and_the_feed_says_why(fake):
+    srv = FeedServer(make_app(None, fake.feed, fake.check, Metrics()), "127.0.0.1", 0)
+    srv.start()
+    try:
+        assert get(srv, "/healthz").status_code == 200
+        assert get(srv, "/metrics").status_code == 200
+        for path in (FEED, "/anything-at-all/clientlove.ics"):
+            reply = get(srv, path)
+            assert reply.status_code == 503 and "clientlove feed token" in reply.text
+            assert BODY not in reply.content
+        assert get(srv, "/x/other.ics").status_code == 404
+        assert requests.post(srv.url + FEED, timeout=5).status_code == 405
+    finally:
+        srv.stop()
+
+
 # --- pure helpers ---------------------------------------------------------------------------
 
 

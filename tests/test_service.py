@@ -115,7 +115,7 @@ class Daemon:
     def wait_cycles(self, n: int, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if sum("cycle done" in line for line in self.logs) >= n:
+            if sum("cycle: " in line for line in self.logs) >= n:
                 return
             time.sleep(0.05)
         raise AssertionError("".join(self.logs[-30:]))

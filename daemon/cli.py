@@ -8,19 +8,28 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
+import textwrap
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
 import click
 import yaml
 from rich.console import Console
-from rich.table import Table
 
-from daemon.config import EX_CONFIG, ConfigError, default_state_path, find_config_path, load_config
+from daemon.config import (
+    EX_CONFIG,
+    ConfigError,
+    ConfigNotFound,
+    default_state_path,
+    find_config_path,
+    load_config,
+)
 from daemon.cycle import CycleReport, client_specs, read_scope, read_sources, run_cycle
 from daemon.logsetup import setup_logging
 from daemon.model import ReadScope
@@ -33,14 +42,22 @@ EX_FAILED = 1
 EX_REFUSED = 3
 EX_CANTCREAT = 73
 
+#: ``status`` lays itself out for this many columns when not on a terminal (a pipe, a file).
+STATUS_WIDTH = 80
+#: ... and at most this wide on a wide terminal (longer lines read badly).
+STATUS_MAX_WIDTH = 160
+
 log = logging.getLogger("clientlove")
 
 
 @dataclass(slots=True)
 class Options:
-    config_path: Path | None
-    now: datetime | None
-    verbose: int
+    """The options every command takes, before or after its name (the command's wins)."""
+
+    config_path: Path | None = None
+    now: datetime | None = None
+    verbose: int = 0
+    now_text: str | None = None
 
 
 def parse_now(text: str | None, tz: Any) -> datetime:
@@ -57,34 +74,80 @@ def parse_now(text: str | None, tz: Any) -> datetime:
     return value
 
 
+def _set_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.ensure_object(Options).config_path = value
+
+
+def _set_now(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(Options).now_text = value
+
+
+def _set_verbose(ctx: click.Context, _param: click.Parameter, value: int) -> None:
+    if value:
+        ctx.ensure_object(Options).verbose = value
+        setup_logging(value)
+
+
+def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--config``, ``--now`` and ``-v`` on a group or command, so they work before and
+    after the command name; given in both places, the later (the command's) wins."""
+    options = [
+        click.option("--config", "config_path", type=click.Path(path_type=Path),
+                     expose_value=False, callback=_set_config,
+                     help="Config file (else $CLIENTLOVE_CONFIG, the XDG config dir, "
+                          "/etc/clientlove)."),
+        click.option("--now", expose_value=False, callback=_set_now, metavar="ISO",
+                     help="Pretend it is this ISO date-time (planning 'what if', tests)."),
+        click.option("-v", "--verbose", count=True, expose_value=False, callback=_set_verbose,
+                     help="More logging (-vv for debug)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", type=click.Path(path_type=Path),
-              help="Config file (else $CLIENTLOVE_CONFIG, the XDG config dir, /etc/clientlove).")
-@click.option("--now", help="Pretend it is this ISO date-time (planning 'what if', tests).")
-@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@common_options
 @click.version_option(package_name="clientlove")
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, now: str | None, verbose: int) -> None:
+def cli(ctx: click.Context) -> None:
     """Keep in touch with every client: reminders from your own calendar history."""
-    setup_logging(verbose)
-    ctx.obj = Options(config_path, None, verbose)
-    ctx.meta["now_text"] = now
+    options = ctx.ensure_object(Options)
+    setup_logging(options.verbose)
+
+
+def _config_failed(exc: ConfigError) -> None:
+    """Print a config error: a header, then each problem on its own line, never wrapped."""
+    if isinstance(exc, ConfigNotFound):
+        head = ": no config file found; looked at:"
+    else:
+        head = f" in {getattr(exc, 'path', '') or 'the config'}:"
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]config error[/]{head}",
+                                               highlight=False)
+    for problem in exc.problems:
+        click.echo(f"  {problem}", err=True)
 
 
 def _config(ctx: click.Context) -> Any:
-    options: Options = ctx.obj
+    options: Options = ctx.ensure_object(Options)
     try:
         path = find_config_path(options.config_path)
         config = load_config(path)
     except ConfigError as exc:
-        err = Console(stderr=True)
-        err.print(f"[bold red]config error[/] in {getattr(exc, 'path', '') or 'the config'}:",
-                  highlight=False)
-        for problem in exc.problems:
-            click.echo(f"  {problem}", err=True)  # one line each, never wrapped
+        _config_failed(exc)
         ctx.exit(EX_CONFIG)
-    options.now = parse_now(ctx.meta.get("now_text"), config.tz)
+    options.now = parse_now(options.now_text, config.tz)
+    ctx.meta["config"] = config
     return config
+
+
+def _error(message: str, label: str = "error") -> None:
+    """One line on stderr, never wrapped (a pipe or the journal gets it whole)."""
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]{label}:[/] ", end="",
+                                               highlight=False)
+    click.echo(message, err=True)
 
 
 @contextmanager
@@ -94,7 +157,7 @@ def _state(ctx: click.Context, config: Any, *, scratch: bool = False):
     try:
         state = State.copy_of(path) if scratch else State(path)
     except (StateError, OSError) as exc:
-        Console(stderr=True).print(f"[bold red]state error:[/] {exc}", highlight=False)
+        _error(str(exc), "state error")
         ctx.exit(EX_CANTCREAT)
     try:
         yield state
@@ -142,11 +205,10 @@ def _cycle(
 
 
 def _finish(ctx: click.Context, report: CycleReport) -> None:
-    err = Console(stderr=True)
     for error in report.errors:
-        err.print(f"[bold red]error:[/] {error}", highlight=False)
+        _error(error)
     if report.refused:
-        err.print(f"[bold red]refused:[/] {report.refused}", highlight=False)
+        _error(report.refused, "refused")
         ctx.exit(EX_REFUSED)
     if report.errors:
         ctx.exit(EX_FAILED)
@@ -155,11 +217,18 @@ def _finish(ctx: click.Context, report: CycleReport) -> None:
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Print what would be created, moved or kept.")
 @click.option("--force", is_flag=True, help="Act even when the mass-change guard objects.")
+@common_options
 @click.pass_context
 def sync(ctx: click.Context, dry_run: bool, force: bool) -> None:
     """Run one cycle: read the history, write the reminders that are due."""
     report = _cycle(ctx, dry_run=dry_run, force=force, scratch=dry_run)
-    out = Console(highlight=False)
+    failed = not dry_run and report.errors and report.writes == 0 and any(
+        action.writes for action in report.actions)
+    if report.refused or failed:
+        # nothing was done: listing what the cycle planned would read as done
+        click.echo("nothing would be written" if dry_run else "nothing written")
+        _finish(ctx, report)
+        return
     verbs = {Kind.CREATE: "create", Kind.UPDATE: "move/refresh", Kind.DELETE: "delete",
              Kind.KEEP: "keep", Kind.LEAVE: "leave (edited by you)"}
     prefix = "would " if dry_run else ""
@@ -169,14 +238,19 @@ def sync(ctx: click.Context, dry_run: bool, force: bool) -> None:
         day = action.reminder.start.date() if action.reminder else (
             action.current.start if action.current else "")
         why = f" ({action.why})" if action.why else ""
-        out.print(f"{prefix}{verbs[action.kind]}: {action.client} {day}{why}", markup=False)
-    out.print(report.summary(), markup=False)
+        click.echo(f"{prefix}{verbs[action.kind]}: {action.client} {day}{why}")
+    click.echo(report.summary())
     _finish(ctx, report)
 
 
-def _status_rows(plans: list[ClientPlan]) -> list[dict[str, Any]]:
+def _status_rows(plans: list[ClientPlan], tz: Any = None) -> list[dict[str, Any]]:
     def iso(value):
         return value.isoformat() if value is not None else None
+
+    def moment(value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        return (value.astimezone(tz) if tz is not None else value).isoformat()
 
     return [
         {
@@ -186,51 +260,132 @@ def _status_rows(plans: list[ClientPlan]) -> list[dict[str, Any]]:
             "due": iso(p.due),
             "booked": iso(p.booked),
             "reminder": iso(p.reminder_day),
-            "reminder_at": iso(p.reminder_at),
-            "moved_by_user": p.moved_by_user,
+            "reminder_at": moment(p.reminder_at),
             "overdue": p.overdue,
+            "moved_by_user": p.moved_by_user,
             "notes": list(p.notes),
         }
         for p in plans
     ]
 
 
+def status_width() -> int:
+    """The width ``status`` lays itself out for: the terminal's, else 80 (pipes, files)."""
+    if not sys.stdout.isatty():
+        return STATUS_WIDTH
+    columns = shutil.get_terminal_size((STATUS_WIDTH, 24)).columns
+    return max(20, min(columns, STATUS_MAX_WIDTH))
+
+
+def status_lines(plans: list[ClientPlan], today: date, tz: Any, width: int = STATUS_WIDTH
+                 ) -> list[str]:
+    """The status table as plain lines of at most ``width`` characters (unless one word is
+    longer): one line per client (client, last contact, every, due, reminder), its notes
+    on an indented line below. Text wraps between words only, never inside one."""
+    head = ["client", "last contact", "every", "due", "reminder"]
+    rows: list[tuple[str, list[str], str]] = []
+    for plan in plans:
+        if plan.reminder_at is not None:
+            at = plan.reminder_at.astimezone(tz) if tz is not None else plan.reminder_at
+            reminder = f"{at.date().isoformat()} {at:%H:%M}"
+        elif plan.reminder_day is not None:
+            reminder = plan.reminder_day.isoformat()
+        elif plan.booked is not None:
+            reminder = f"booked {plan.booked.isoformat()}"
+        else:
+            reminder = "-"
+        cells = [
+            plan.last_contact.day.isoformat() if plan.last_contact else "never",
+            f"{plan.counter.interval_days} d" if plan.counter.interval_days else "-",
+            plan.due.isoformat(),
+            reminder,
+        ]
+        notes = list(plan.notes)
+        if plan.booked is not None and plan.reminder_day is not None:
+            notes.append(f"meeting booked {plan.booked.isoformat()}")
+        if plan.moved_by_user and not any("moved by you" in n for n in notes):
+            notes.append("moved by you")
+        rows.append((plan.client, cells, "; ".join(notes)))
+
+    gap = "  "
+    widths = [max([len(head[i + 1])] + [len(r[1][i]) for r in rows]) for i in range(4)]
+    fixed = sum(widths) + len(gap) * 4
+    longest = max([len(head[0])] + [len(r[0]) for r in rows])
+    name_width = max(len(head[0]), min(longest, width - fixed))
+
+    def line(name: str, cells: list[str]) -> str:
+        parts = [name.ljust(name_width)] + [c.ljust(w) for c, w in zip(cells, widths,
+                                                                        strict=True)]
+        return gap.join(parts).rstrip()
+
+    def wrap(text: str, size: int, indent: str = "") -> list[str]:
+        return textwrap.wrap(text, max(1, size), initial_indent=indent,
+                             subsequent_indent=indent, break_long_words=False,
+                             break_on_hyphens=False) or [indent.rstrip()]
+
+    out = [f"clientlove status on {today:%a} {today.isoformat()}", line(head[0], head[1:])]
+    if not rows:
+        out.append("  no clients yet: add them under `clients:` in the config")
+    for name, cells, notes in rows:
+        names = wrap(name, name_width)
+        if any(len(part) > name_width for part in names) or fixed + name_width > width:
+            # a word too long for the column: the name gets lines of its own
+            out += wrap(name, width)
+            names = [""]
+        out.append(line(names[0], cells))
+        out += [part.rstrip() for part in names[1:]]
+        if notes:
+            out += wrap(notes, width, "  ")
+    return out
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per client.")
 @click.option("--full-read", is_flag=True, hidden=True,
               help="Parse every event, skipping the fast prefilter (for checks and benchmarks).")
+@common_options
 @click.pass_context
 def status(ctx: click.Context, as_json: bool, full_read: bool) -> None:
     """Show every client: last contact, interval, due date, booked meeting, reminder."""
     report = _cycle(ctx, dry_run=True, prefilter=not full_read)
-    rows = _status_rows(report.plans)
+    tz = ctx.meta["config"].tz
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps(_status_rows(report.plans, tz), indent=2))
     else:
-        table = Table(title=f"clientlove status on {report.today.isoformat()}")
-        table.add_column("client", overflow="fold")
-        for column in ("last contact", "every", "due", "booked", "reminder"):
-            table.add_column(column, no_wrap=True)
-        table.add_column("notes", overflow="fold")
-        for row in rows:
-            every = f"{row['interval_days']} d" if row["interval_days"] else "-"
-            table.add_row(row["client"], row["last_contact"] or "never", every, row["due"],
-                          row["booked"] or "-", row["reminder"] or "-", "; ".join(row["notes"]))
-        Console().print(table)
+        lines = status_lines(report.plans, report.today, tz, status_width())
+        click.echo(click.style(lines[0], bold=True))
+        click.echo(click.style(lines[1], bold=True))
+        for text in lines[2:]:
+            click.echo(text)
     _finish(ctx, report)
 
 
 @cli.command("check-config")
+@common_options
 @click.pass_context
 def check_config(ctx: click.Context) -> None:
-    """Validate the config and print every problem (exit 78 when there is one)."""
+    """Validate the config and check what it names, without writing: source files, the
+    target's folder, credentials, the feed token. Every problem is printed (exit 78)."""
+    from daemon.preflight import preflight
+
     config = _config(ctx)
-    click.echo(f"{config.config_path}: OK ({len(config.sources)} sources, "
-               f"{len(config.clients)} clients, target {config.target.type})")
+    findings = preflight(config)
+    problems = [f for f in findings if f.problem]
+    if problems:
+        _config_failed(ConfigError([str(f) for f in problems], path=config.config_path))
+    else:
+        sources = len(config.sources)
+        click.echo(f"{config.config_path}: OK ({sources} source{'s' if sources != 1 else ''}, "
+                   f"{len(config.clients)} clients, target {config.target.type})")
+    for hint in (f for f in findings if not f.problem):
+        click.echo(f"note: {hint}")
+    if problems:
+        ctx.exit(EX_CONFIG)
 
 
 @cli.command()
 @click.option("--limit", default=50, show_default=True, help="At most this many entries.")
+@common_options
 @click.pass_context
 def discover(ctx: click.Context, limit: int) -> None:
     """List people and domains met that no client covers, as YAML for `clients:`."""
@@ -273,44 +428,56 @@ def discover(ctx: click.Context, limit: int) -> None:
 
 
 @cli.command()
+@common_options
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """Run as a service: a cycle now and every service.interval, the feed, sd_notify."""
     from daemon.service import Service
 
-    options: Options = ctx.obj
+    options: Options = ctx.ensure_object(Options)
     try:
         path = find_config_path(options.config_path)
         service = Service(path)
     except ConfigError as exc:
-        err = Console(stderr=True)
-        err.print("[bold red]config error:[/]", highlight=False)
-        for problem in exc.problems:
-            click.echo(f"  {problem}", err=True)  # one line each, never wrapped
+        _config_failed(exc)
         ctx.exit(EX_CONFIG)
     except (StateError, OSError) as exc:
-        Console(stderr=True).print(f"[bold red]state error:[/] {exc}", highlight=False)
+        _error(str(exc), "state error")
         ctx.exit(EX_CANTCREAT)
     ctx.exit(service.run())
 
 
 @cli.group()
+@common_options
 def feed() -> None:
     """The subscribable ICS feed."""
 
 
 @feed.command("url")
+@common_options
 @click.pass_context
 def feed_url_command(ctx: click.Context) -> None:
     """Print the feed's subscription URL (and the webcal:// form)."""
     from daemon.credentials import CredentialError, resolve_secret
-    from daemon.feed import feed_url
+    from daemon.feed import check_token, feed_url
+    from daemon.preflight import BROKEN, credential_problem, token_advice
 
     config = _config(ctx)
+    name = config.feed.token_credential
     try:
-        token = resolve_secret(config.feed.token_credential).reveal()
+        token = resolve_secret(name).reveal()
     except CredentialError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        kind, message = credential_problem(name, exc)
+        if kind != BROKEN:
+            _error(f"no feed token yet: {message}; {token_advice(kind)}")
+        else:
+            _error(message)
+        ctx.exit(EX_FAILED)
+    try:
+        check_token(token)
+    except ValueError as exc:  # the message states the rule, never the token
+        _error(f"the feed token in credential {name!r} is not usable ({exc}); make a new one "
+               "with `clientlove feed token --force`")
         ctx.exit(EX_FAILED)
     base = config.feed.public_url or f"http://{config.feed.listen}"
     https, webcal = feed_url(base, token)
@@ -318,7 +485,97 @@ def feed_url_command(ctx: click.Context) -> None:
     click.echo(webcal)
 
 
+#: ``feed token`` makes this many random bytes (43 URL-safe characters; check_token wants 16+).
+TOKEN_BYTES = 32
+
+
+@feed.command("token")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the token to this file (mode 0600, for systemd LoadCredential=) "
+                   "instead of the keyring.")
+@click.option("--print", "print_it", is_flag=True,
+              help="Print the token (to pipe into systemd-creds, say) instead of storing it.")
+@click.option("--force", is_flag=True, help="Replace a token that is already there.")
+@common_options
+@click.pass_context
+def feed_token_command(ctx: click.Context, output: Path | None, print_it: bool,
+                       force: bool) -> None:
+    """Make a new random feed token and store it as feed.token_credential in the keyring.
+
+    The token is the secret part of the feed URL (`clientlove feed url` prints it). A service
+    under systemd reads it from LoadCredential=: write it to a file with --output. A running
+    service picks up a new token when restarted.
+    """
+    import secrets
+
+    import keyring
+
+    from daemon.credentials import KEYRING_SERVICE, CredentialError, store_secret
+    from daemon.feed import check_token
+
+    if output is not None and print_it:
+        raise click.UsageError("give --output FILE or --print, not both")
+    token = check_token(secrets.token_urlsafe(TOKEN_BYTES))
+    if print_it:
+        click.echo(token)
+        return
+    if output is not None:
+        if output.exists() and not force:
+            _error(f"{output} already exists; keep it, or replace it with --force (the old "
+                   "feed URL then stops working)")
+            ctx.exit(EX_FAILED)
+        try:
+            write_private(output, token + "\n")
+        except OSError as exc:
+            _error(f"cannot write {output}: {exc.strerror or type(exc).__name__}")
+            ctx.exit(EX_FAILED)
+        click.echo(f"wrote a new feed token to {output} (mode 0600); load it as "
+                   f"LoadCredential={_token_name(ctx)}:{output.absolute()}")
+        return
+
+    name = _token_name(ctx)
+    try:
+        existing = keyring.get_password(KEYRING_SERVICE, name)
+    except Exception as exc:  # backends raise their own types (NoKeyringError, D-Bus, ...)
+        _no_keyring(ctx, name, exc)
+    if existing and not force:
+        _error(f"the keyring already holds a feed token {name!r}; keep it, or replace it with "
+               "--force (the old feed URL then stops working)")
+        ctx.exit(EX_FAILED)
+    try:
+        store_secret(name, token)
+    except CredentialError as exc:
+        _no_keyring(ctx, name, exc.__context__ or exc, token)
+    click.echo(f"stored a new feed token as credential {name!r} in the system keyring; "
+               "`clientlove feed url` prints the address")
+
+
+def _token_name(ctx: click.Context) -> str:
+    """The credential the config names for the feed token (the default without a config)."""
+    options: Options = ctx.ensure_object(Options)
+    try:
+        config = load_config(find_config_path(options.config_path))
+    except ConfigNotFound:  # no config yet: the name it will have by default
+        from daemon.config import FeedConfig
+
+        return FeedConfig().token_credential
+    except ConfigError as exc:
+        _config_failed(exc)
+        ctx.exit(EX_CONFIG)
+    return config.feed.token_credential
+
+
+def _no_keyring(ctx: click.Context, name: str, exc: BaseException, secret: str = "") -> None:
+    reason = (str(exc) or type(exc).__name__).split(". ")[0].rstrip(".")
+    if secret:
+        reason = reason.replace(secret, "***")
+    _error(f"cannot use the system keyring for {name!r} ({reason}); write the token to a file "
+           "for systemd LoadCredential= instead: clientlove feed token --output FILE")
+    ctx.exit(EX_FAILED)
+
+
 @cli.group()
+@common_options
 def auth() -> None:
     """Store the secrets the config names (in the system keyring)."""
 
@@ -326,6 +583,7 @@ def auth() -> None:
 @auth.command("caldav")
 @click.argument("credential")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@common_options
 @click.pass_context
 def auth_caldav(ctx: click.Context, credential: str, password_stdin: bool) -> None:
     """Ask for a CalDAV password (no echo) and store it as CREDENTIAL in the keyring.
@@ -347,7 +605,7 @@ def auth_caldav(ctx: click.Context, credential: str, password_stdin: bool) -> No
     try:
         store_secret(credential, password)
     except CredentialError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        _error(str(exc))
         ctx.exit(EX_FAILED)
     click.echo(f"stored credential {credential!r} in the system keyring")
     _check_logins(ctx, credential)
@@ -361,6 +619,7 @@ def auth_caldav(ctx: click.Context, credential: str, password_stdin: bool) -> No
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the sign-in to this file (mode 0600, for systemd LoadCredential=) "
                    "instead of the keyring.")
+@common_options
 @click.pass_context
 def auth_google(ctx: click.Context, secrets_file: Path, credential: str,
                 output: Path | None) -> None:
@@ -401,7 +660,7 @@ def auth_google(ctx: click.Context, secrets_file: Path, credential: str,
     try:
         store_secret(credential, text)
     except CredentialError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        _error(str(exc))
         ctx.exit(EX_FAILED)
     click.echo(f"stored the Google sign-in as credential {credential!r} in the system keyring")
 
@@ -421,7 +680,7 @@ def _check_logins(ctx: click.Context, credential: str) -> None:
     from providers.base import ProviderError
 
     try:
-        config = load_config(find_config_path(ctx.obj.config_path))
+        config = load_config(find_config_path(ctx.ensure_object(Options).config_path))
     except (ConfigError, OSError):
         return
     entries = [*config.sources, config.target]

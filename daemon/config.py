@@ -48,6 +48,7 @@ __all__ = [
     "ClientConfig",
     "Config",
     "ConfigError",
+    "ConfigNotFound",
     "CounterConfig",
     "IcsSourceConfig",
     "IcsTargetConfig",
@@ -1190,16 +1191,60 @@ def _kind(value: Any) -> str:
 
 
 def find_config_path(explicit: str | Path | None) -> Path:
-    """``--config``, else ``$CLIENTLOVE_CONFIG``, else the user's file if any, else /etc."""
+    """``--config``, else ``$CLIENTLOVE_CONFIG``, else the user's file, else /etc's.
+
+    An explicit or ``$CLIENTLOVE_CONFIG`` path is returned as given (``load_config`` says
+    when it is missing); when neither is given and no file is found, :class:`ConfigNotFound`
+    names every place searched.
+    """
     if explicit:
         return Path(explicit).expanduser()
     from_env = os.environ.get(CONFIG_ENV)
     if from_env:
         return Path(from_env).expanduser()
-    user = _xdg_dir("XDG_CONFIG_HOME", Path.home() / ".config") / "clientlove" / "config.yaml"
+    user = _user_config_path()
     if user.is_file():
         return user
-    return SYSTEM_CONFIG
+    if SYSTEM_CONFIG.is_file():
+        return SYSTEM_CONFIG
+    raise ConfigNotFound(user)
+
+
+def _user_config_path() -> Path:
+    return _xdg_dir("XDG_CONFIG_HOME", Path.home() / ".config") / "clientlove" / "config.yaml"
+
+
+class ConfigNotFound(ConfigError):
+    """No config file was given and none is in the usual places; ``problems`` names each
+    place searched, then where to start from."""
+
+    def __init__(self, user: Path) -> None:
+        xdg = os.environ.get("XDG_CONFIG_HOME", "")
+        if not xdg:
+            how = "$XDG_CONFIG_HOME not set"
+        elif not Path(xdg).is_absolute():
+            how = f"$XDG_CONFIG_HOME={xdg} ignored, not absolute"
+        else:
+            how = "$XDG_CONFIG_HOME/clientlove/config.yaml"
+        problems = [
+            "--config: not given",
+            f"${CONFIG_ENV}: not set",
+            f"{user} ({how}): {_absence(user)}",
+            f"{SYSTEM_CONFIG}: {_absence(SYSTEM_CONFIG)}",
+            f"start from config.example.yaml (beside clientlove's README): copy it to {user}, "
+            "or give its path with --config",
+        ]
+        super().__init__(problems)
+
+    def __str__(self) -> str:
+        return "\n".join(["no config file found; looked at:", *(f"  {p}" for p in self.problems)])
+
+
+def _absence(path: Path) -> str:
+    """Why ``path`` is no config file (it is not a regular file)."""
+    if path.exists():
+        return "not a file"
+    return "no such file"
 
 
 def _xdg_dir(variable: str, default: Path) -> Path:

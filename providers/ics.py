@@ -230,9 +230,16 @@ class IcsTarget(SequentialWrites):
             data = self.path.read_bytes()
         except FileNotFoundError:
             data = b""
+        except IsADirectoryError:
+            raise ProviderError(f"{self.path} is a folder; the target needs a file name "
+                                f"(like {self.path / 'reminders.ics'})", provider=self.name
+                                ) from None
+        except NotADirectoryError:
+            raise ProviderError(f"cannot use {self.path}: {_first_file(self.path)} is a file, "
+                                "not a folder", provider=self.name) from None
         except OSError as exc:
-            raise ProviderError(f"cannot read {self.path}: {exc.strerror}",
-                                provider=self.name) from exc
+            raise ProviderError(f"cannot read {self.path}: {_reason(exc)}",
+                                provider=self.name) from None
         if data.strip():
             try:
                 cal = icalendar.Calendar.from_ical(data)
@@ -321,20 +328,44 @@ class IcsTarget(SequentialWrites):
         return cal.to_ical()
 
     def flush(self) -> None:
+        """Write the file if anything changed. A file that cannot be written raises
+        :class:`ProviderError` naming the path; the writes stay pending (dirty)."""
         if not self._dirty:
             return
-        write_atomically(self.path, self.render())
+        write_atomically(self.path, self.render(), provider=self.name)
         self._dirty = False
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so a reader sees the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_atomically(path: Path, data: bytes, *, provider: str = "") -> None:
+    """Replace ``path`` with ``data`` so a reader sees the old file or the new, never half.
+
+    Its folder is made when missing. Any failure (a read-only or pseudo file system, a
+    folder that cannot be made or written, a full disk) raises :class:`ProviderError`, one
+    line naming the path; the old file is then untouched and no temporary file is left.
+    """
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ProviderError(f"cannot write {path}: {_first_file(path)} is a file, not a folder",
+                            provider=provider) from None
+    except OSError as exc:
+        raise ProviderError(f"cannot write {path}: cannot create its folder {folder}: "
+                            f"{_reason(exc)}", provider=provider) from None
     try:
         mode = path.stat().st_mode & 0o777
     except FileNotFoundError:
         mode = 0o600
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except NotADirectoryError:
+        raise ProviderError(f"cannot write {path}: {_first_file(path)} is a file, not a folder",
+                            provider=provider) from None
+    except OSError as exc:
+        raise ProviderError(f"cannot write {path}: {_reason(exc)}", provider=provider) from None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise ProviderError(f"cannot write {path}: cannot create a file in {folder}: "
+                            f"{_reason(exc)}", provider=provider) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -342,13 +373,32 @@ def write_atomically(path: Path, data: bytes) -> None:
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, IsADirectoryError):
+            raise ProviderError(f"cannot write {path}: it is a folder; the target needs a file "
+                                "name", provider=provider) from None
+        if isinstance(exc, OSError):
+            raise ProviderError(f"cannot write {path}: {_reason(exc)}",
+                                provider=provider) from None
         raise
     with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
+        dir_fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _reason(exc: OSError) -> str:
+    """An OSError as a person reads it: ``Permission denied``, ``Read-only file system``."""
+    return exc.strerror or type(exc).__name__
+
+
+def _first_file(path: Path) -> Path:
+    """The first ancestor of ``path`` that exists and is not a folder (``path`` when none)."""
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            return parent
+    return path

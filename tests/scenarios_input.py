@@ -975,13 +975,18 @@ def broken_configs(examples: int, seed: int = 0
 _PROBLEM = re.compile(r"^  \S.*?: \S")
 
 
-def check_config_file(path: Path, expect: str, label: str) -> list[str]:
+def check_config_file(path: Path, expect: str, label: str,
+                      credentials: Path | None = None) -> list[str]:
     """``clientlove --config PATH check-config`` behaves: 0 for a valid file, 78 for a broken
-    one with each problem on its own line as ``where: message``; never a traceback."""
+    one with each problem on its own line as ``where: message``; never a traceback.
+
+    ``credentials`` is the $CREDENTIALS_DIRECTORY holding the secrets the config names
+    (check-config also checks that they resolve)."""
     limit = 30.0
+    env = {"CREDENTIALS_DIRECTORY": str(credentials) if credentials else None}
     try:
         with time_limit(limit):
-            result = CliRunner().invoke(cli, ["--config", str(path), "check-config"])
+            result = CliRunner().invoke(cli, ["--config", str(path), "check-config"], env=env)
     except _Timeout:
         return [f"{label}: check-config took over {limit:.0f} s"]
     problems: list[str] = []
@@ -1030,16 +1035,20 @@ def run_broken_configs(examples: int, seed: int = 0) -> ScenarioResult:
     with tempfile.TemporaryDirectory(prefix="clientlove-config-") as tmp:
         folder = Path(tmp)
         (folder / "history.ics").write_text(_cal())
+        secrets = folder / "credentials"  # what base_config() names, as systemd would give
+        secrets.mkdir()
+        (secrets / "feed-pass").write_text("s3cret-pa55")
+        (secrets / "feed-token").write_text("t" * 32)
         for index, (label, raw, expect) in enumerate(broken_configs(examples, seed)):
             path = folder / f"config-{index}.yaml"
             path.write_bytes(raw)
             result.inputs += 1
-            result.add(check_config_file(path, expect, label))
+            result.add(check_config_file(path, expect, label, secrets))
             path.unlink()
         # and files that are no files
         for label, path, in (("missing file", folder / "nope.yaml"), ("a folder", folder)):
             result.inputs += 1
-            result.add(check_config_file(path, "bad", label))
+            result.add(check_config_file(path, "bad", label, secrets))
     return result
 
 

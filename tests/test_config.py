@@ -1151,7 +1151,13 @@ def test_find_config_path_then_the_xdg_file_if_it_exists(
     clean_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     clean_env.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    assert find_config_path(None) == Path("/etc/clientlove/config.yaml")
+    system = tmp_path / "etc" / "config.yaml"
+    clean_env.setattr("daemon.config.SYSTEM_CONFIG", system)
+    with pytest.raises(ConfigError, match="no config file found"):
+        find_config_path(None)  # tests/test_cli_person.py checks the whole message
+    system.parent.mkdir()
+    system.write_text("{}")
+    assert find_config_path(None) == system
     (tmp_path / "xdg" / "clientlove").mkdir(parents=True)
     (tmp_path / "xdg" / "clientlove" / "config.yaml").write_text("{}")
     assert find_config_path(None) == tmp_path / "xdg" / "clientlove" / "config.yaml"

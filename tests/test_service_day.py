@@ -419,8 +419,9 @@ def test_google_feed_serves_the_moved_reminder_and_the_past_ones(day: Day, googl
     assert sorted(feed) == ["acme-corp.1", "globex.1", "initech.1"]
     assert local(feed["acme-corp.1"]) == datetime(2026, 11, 25, 16, 30)
     assert str(feed["acme-corp.1"]["summary"]) == "Client love: Acme (call Jane)"
+    # due today, written at 08:00 for 09:30: a day ahead has passed, so the alarm fires at once
     assert [str(a["trigger"].to_ical(), "ascii") for a in feed["globex.1"].walk("VALARM")] == \
-        ["-P1D"]
+        ["-PT1H30M"]
 
     day.at("2026-11-27T08:00")
     feed = day.feed()

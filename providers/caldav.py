@@ -7,9 +7,11 @@ the server) means a full read. A server without sync support is read with a time
 
 Target: our reminders are listed with one ``calendar-query`` filtering on our UID namespace
 (``…@clientlove``; the marks are checked again on our side); creates are ``PUT`` with
-``If-None-Match: *``, updates and deletes carry ``If-Match``. The href of every object comes
-from the server, never from the UID. We send no ORGANIZER or ATTENDEE, so no scheduling server
-ever invites anyone.
+``If-None-Match: *``, updates and deletes carry ``If-Match``. An update GETs the object and
+merges our fields into it (``reminder_ical.merge_calendar_text``), so what the user added to
+our event (location, categories, colour, alarms, X- properties) stays. The href of every
+object comes from the server, never from the UID. We send no ORGANIZER or ATTENDEE, so no
+scheduling server ever invites anyone.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from lxml import etree
 from daemon.icsread import read_calendar
 from daemon.identity import reminder_hash
 from daemon.model import UID_DOMAIN, ChangeSet, Event, ReadScope, Reminder, RemoteReminder
-from daemon.reminder_ical import from_vevent, key_of, to_calendar_text
+from daemon.reminder_ical import from_vevent, key_of, merge_calendar_text, to_calendar_text
 from providers.base import (
     AlreadyExists,
     AuthError,
@@ -330,7 +332,6 @@ class CalDavTarget(SequentialWrites):
         self._stamp = stamp
         self._dav = _Dav(name, self.url, username, secret, verify_tls, timeout)
         self._collection: str | None = None if calendar else self.url
-        self._sequence: dict[str, int] = {}
 
     # -- the collection ----------------------------------------------------------------------
     @property
@@ -381,7 +382,6 @@ class CalDavTarget(SequentialWrites):
                     continue
                 remote = from_vevent(component, ref=_href(href), etag=etag)
                 if remote is not None:
-                    self._sequence[remote.key] = int(component.get("sequence", 0) or 0)
                     out.append(remote)
                 break
         return out
@@ -404,15 +404,37 @@ class CalDavTarget(SequentialWrites):
             etag = self._put(href, body, {"If-None-Match": "*"}, f"create {reminder.key}")
         except PreconditionFailed:
             raise AlreadyExists(f"{reminder.key} exists", provider=self.name) from None
-        self._sequence[reminder.key] = 0
         return self._remote(reminder, href, etag)
 
+    def _get(self, href: str, what: str) -> tuple[bytes, str | None]:
+        """The object at ``href`` as the server holds it now, and its ETag."""
+        url = urljoin(self.collection, quote(href))
+        response = self._dav.call(what, lambda: self._dav.client.request(url, "GET"))
+        error = _status_error(response.status, what, self.name,
+                              response.headers.get("Retry-After"))
+        if error:
+            raise error
+        raw = response.raw
+        return (raw.encode() if isinstance(raw, str) else bytes(raw)), \
+            response.headers.get("ETag")
+
     def update(self, current: RemoteReminder, reminder: Reminder) -> RemoteReminder:
-        sequence = self._sequence.get(current.key, 0) + 1
-        body = to_calendar_text(reminder, self._stamp(), sequence)
-        headers = {"If-Match": current.etag} if current.etag else {}
-        etag = self._put(current.ref, body, headers, f"update {current.key}")
-        self._sequence[current.key] = sequence
+        """Merge the move into the object as the server holds it (GET), then PUT it back
+        with ``If-Match``: the user's LOCATION, CATEGORIES, alarms and X- properties stay."""
+        what = f"update {current.key}"
+        held, held_etag = self._get(current.ref, what)
+        if current.etag and held_etag and held_etag != current.etag:
+            raise PreconditionFailed(f"{what}: changed on the server", provider=self.name)
+        try:
+            body = merge_calendar_text(held, reminder, self._stamp())
+        except LookupError:
+            raise PreconditionFailed(f"{what}: the object no longer holds it",
+                                     provider=self.name) from None
+        except ValueError as exc:
+            raise BadData(f"{what}: the server's object is not iCalendar ({exc})",
+                          provider=self.name) from None
+        tag = current.etag or held_etag
+        etag = self._put(current.ref, body, {"If-Match": tag} if tag else {}, what)
         return self._remote(reminder, current.ref, etag)
 
     def delete(self, current: RemoteReminder) -> None:

@@ -8,7 +8,8 @@ are held whole, so a 100 MB export is read in bounded memory.
 
 The target keeps everything already in its file untouched and writes the file atomically
 (temporary file, fsync, rename) in ``flush``, and only when something changed: a cycle
-with nothing to do leaves it byte-identical.
+with nothing to do leaves it byte-identical. It reads the file again when it changed and
+just before it writes, so what another program added between (or during) cycles stays.
 """
 
 from __future__ import annotations

@@ -146,7 +146,7 @@ def test_user_delete_is_seen(harness):
     assert [r.key for r in harness.target().list_ours()] == ["globex.1"]
 
 
-# -- issue 12.1: one instance for the service's life, others writing beside it -------------------
+# -- issue 12.1: one instance for the service's life, others writing beside it ---------------
 
 def test_a_reused_instance_keeps_what_others_wrote_between_cycles(harness):
     harness.put_foreign(foreign())
@@ -200,7 +200,7 @@ def test_a_user_edit_of_ours_while_we_write_wins(harness):
     assert again.summary == "mine now"
 
 
-# -- issue 12.2: a move changes only what is ours ---------------------------------------------------
+# -- issue 12.2: a move changes only what is ours ------------------------------------------------
 
 def test_a_move_keeps_what_the_user_added(harness):
     target = harness.target()

@@ -6,17 +6,32 @@ content hash are written and read one way only. Never an ORGANIZER or ATTENDEE.
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from functools import lru_cache
 
 import icalendar
 
+from daemon import vtimezone as tzdefs
 from daemon.identity import content_hash, key_from_uid, parse_key, reminder_hash
 from daemon.model import Reminder, RemoteReminder
 
 PRODID = "-//clientlove//clientlove//EN"
 KEY_PROP = "X-CLIENTLOVE-KEY"
 HASH_PROP = "X-CLIENTLOVE-HASH"
+#: marks our VALARM, so an alarm the user added beside it is never taken for ours
+ALARM_PROP = "X-CLIENTLOVE-ALARM"
+#: The properties of an event that are ours to write; a merge leaves every other one alone.
+OUR_PROPS = ("dtstart", "dtend", "duration", "summary", "description", "sequence", "dtstamp",
+             "last-modified", KEY_PROP, HASH_PROP)
+
+
+def _our_alarm(reminder: Reminder) -> icalendar.Alarm:
+    alarm = icalendar.Alarm()
+    alarm.add("action", "DISPLAY")
+    alarm.add("trigger", -reminder.alarm_before)
+    alarm.add("description", reminder.alarm_text)
+    alarm.add(ALARM_PROP, "1")
+    return alarm
 
 
 def to_vevent(reminder: Reminder, stamp: datetime, sequence: int = 0) -> icalendar.Event:
@@ -33,12 +48,45 @@ def to_vevent(reminder: Reminder, stamp: datetime, sequence: int = 0) -> icalend
     event.add("sequence", sequence)
     event.add(KEY_PROP, reminder.key)
     event.add(HASH_PROP, reminder_hash(reminder))
-    alarm = icalendar.Alarm()
-    alarm.add("action", "DISPLAY")
-    alarm.add("trigger", -reminder.alarm_before)
-    alarm.add("description", reminder.alarm_text)
-    event.add_component(alarm)
+    event.add_component(_our_alarm(reminder))
     return event
+
+
+def merge_vevent(held: icalendar.cal.Component, reminder: Reminder,
+                 stamp: datetime) -> icalendar.cal.Component:
+    """Our event as the target holds it, with only our properties and our alarm replaced.
+
+    Whatever a user or their calendar app added (LOCATION, CATEGORIES such as ``#need``,
+    COLOR, X- properties, alarms of their own, TRANSP) stays as it is; SEQUENCE goes up.
+    """
+    event = copy.deepcopy(held)
+    sequence = _int(event.get("sequence")) + 1
+    for name in OUR_PROPS:
+        event.pop(name, None)
+    moment = stamp.astimezone(UTC).replace(microsecond=0)
+    event.add("dtstamp", moment)
+    event.add("last-modified", moment)
+    event.add("dtstart", reminder.start)
+    event.add("dtend", reminder.end)
+    event.add("summary", reminder.summary)
+    event.add("description", reminder.description)
+    event.add("sequence", sequence)
+    event.add(KEY_PROP, reminder.key)
+    event.add(HASH_PROP, reminder_hash(reminder))
+    ours = our_alarm(event)
+    fresh = _our_alarm(reminder)
+    if ours is None:
+        event.add_component(fresh)
+    else:
+        event.subcomponents[event.subcomponents.index(ours)] = fresh
+    return event
+
+
+def _int(value: object) -> int:
+    try:
+        return int(str(value)) if value is not None else 0
+    except ValueError:
+        return 0
 
 
 def to_calendar_text(reminder: Reminder, stamp: datetime, sequence: int = 0) -> bytes:
@@ -51,27 +99,65 @@ def to_calendar_text(reminder: Reminder, stamp: datetime, sequence: int = 0) -> 
     return cal.to_ical()
 
 
-@lru_cache(maxsize=64)
-def vtimezone(tz: tzinfo | None, year: int) -> icalendar.Timezone | None:
-    """A VTIMEZONE for ``tz`` covering the years around ``year``, made once.
+def merge_calendar_text(held: bytes | str, reminder: Reminder, stamp: datetime) -> bytes:
+    """A CalDAV object body as the server holds it, our event in it merged (``merge_vevent``);
+    every other component stays, and the time zones are made to cover the new times.
+    ``ValueError`` when the body is not iCalendar, ``LookupError`` when our event is not in it."""
+    cal = icalendar.Calendar.from_ical(held)
+    for index, component in enumerate(cal.subcomponents):
+        if (component.name == "VEVENT" and key_of(component) == reminder.key
+                and component.get("recurrence-id") is None):
+            cal.subcomponents[index] = merge_vevent(component, reminder, stamp)
+            break
+    else:
+        raise LookupError(f"reminder {reminder.key} is not in this object")
+    add_timezones(cal)
+    return cal.to_ical()
 
-    The default range (1970 to 2038) lists every transition and costs more than the rest
-    of the event; a reminder only needs its own year's rules.
-    """
+
+def vtimezone(tz: tzinfo | None, year: int) -> icalendar.Timezone | None:
+    """A VTIMEZONE for ``tz`` right for ``year`` and, where the zone's rules are yearly
+    (``daemon.vtimezone``), for every year after."""
     tzid = getattr(tz, "key", None)
     if not tzid or tzid == "UTC":
         return None
-    return icalendar.Timezone.from_tzid(tzid, first_date=date(year - 1, 1, 1),
-                                        last_date=date(year + 2, 1, 1))
+    return tzdefs.for_years(tzid, [year])
+
+
+def _years_by_tzid(cal: icalendar.Calendar) -> dict[str, list[int]]:
+    """Each TZID the calendar's properties use, with the years of the values using it."""
+    out: dict[str, list[int]] = {}
+    for component in cal.subcomponents:
+        if component.name == "VTIMEZONE":
+            continue
+        for _name, value in component.property_items(sorted=False):
+            tzid = getattr(value, "params", {}).get("TZID")
+            if not tzid:
+                continue
+            moments = [getattr(v, "dt", None) for v in getattr(value, "dts", [value])]
+            years = out.setdefault(str(tzid), [])
+            years.extend(m.year for m in moments if isinstance(m, date))
+    return out
 
 
 def add_timezones(cal: icalendar.Calendar) -> None:
-    """Describe every zone the calendar's events use, over the years they span."""
-    years = [c["dtstart"].dt.year for c in cal.walk("VEVENT") if c.get("dtstart") is not None]
-    if not years:
+    """Give every IANA zone the calendar uses one VTIMEZONE that covers all its events.
+
+    A stale definition of such a zone (icalendar's "only works from ... to ...") is replaced;
+    a zone that is not an IANA name (an Outlook export's, say) keeps the definition it has.
+    The VTIMEZONEs go first, where every reader looks for them.
+    """
+    made: dict[str, icalendar.cal.Component] = {}
+    for tzid, years in _years_by_tzid(cal).items():
+        zone = tzdefs.for_years(tzid, years) if years else None
+        if zone is not None:
+            made[tzid] = zone
+    if not made:
         return
-    cal.add_missing_timezones(first_date=date(min(years) - 1, 1, 1),
-                              last_date=date(max(years) + 2, 1, 1))
+    kept = [c for c in cal.subcomponents
+            if c.name != "VTIMEZONE" or str(c.get("tzid", "")) not in made]
+    zones = [c for c in kept if c.name == "VTIMEZONE"] + list(made.values())
+    cal.subcomponents[:] = zones + [c for c in kept if c.name != "VTIMEZONE"]
 
 
 def new_calendar(name: str | None = None) -> icalendar.Calendar:
@@ -98,17 +184,28 @@ def key_of(component: icalendar.cal.Component) -> str | None:
     return key_from_uid(str(component.get("uid", "")))
 
 
-def _alarm_before(component: icalendar.cal.Component) -> timedelta | None:
-    for alarm in component.walk("VALARM"):
+def our_alarm(component: icalendar.cal.Component) -> icalendar.cal.Component | None:
+    """Our VALARM in an event: the one with our mark, else (an event written before the mark)
+    the first display alarm relative to the start; a user's own alarms are never it."""
+    alarms = [c for c in component.subcomponents if c.name == "VALARM"]
+    for alarm in alarms:
+        if alarm.get(ALARM_PROP) is not None:
+            return alarm
+    for alarm in alarms:
         if str(alarm.get("action", "")).upper() != "DISPLAY":
             continue
         trigger = alarm.get("trigger")
-        if trigger is None:
-            continue
-        value = getattr(trigger, "dt", trigger)
-        if isinstance(value, timedelta):
-            return -value
+        if trigger is not None and isinstance(getattr(trigger, "dt", trigger), timedelta):
+            return alarm
     return None
+
+
+def _alarm_before(component: icalendar.cal.Component) -> timedelta | None:
+    alarm = our_alarm(component)
+    if alarm is None:
+        return None
+    value = getattr(alarm["trigger"], "dt", alarm["trigger"])
+    return -value if isinstance(value, timedelta) else None
 
 
 def _text(component: icalendar.cal.Component, name: str) -> str:

@@ -21,6 +21,19 @@ Target
     and reports one result or error for each (Google sends them in batches).
     ``flush`` makes the writes durable (the ICS target writes its file atomically there)
     and is a no-op when nothing changed.
+
+    One instance may serve many cycles (``clientlove run`` keeps it): ``list_ours`` shows
+    the calendar as it is at that call, also what others wrote since the last one, and a
+    write never loses an event someone else added or changed meanwhile (the ICS target
+    re-reads its file when it changed and once more when it writes, and merges our writes
+    into what it finds). ``update`` merges into the event as the target holds it: it changes
+    only our fields (DTSTART, DTEND, SUMMARY, DESCRIPTION, our VALARM, our X-CLIENTLOVE
+    marks, SEQUENCE, DTSTAMP, LAST-MODIFIED; on Google summary, description, start, end,
+    our private properties and our popup) and keeps whatever the user added: location,
+    categories (a ``#need`` or ``#skip``), colour, their own alarms, X- properties. Our
+    alarm is told apart by ``X-CLIENTLOVE-ALARM`` (Google: the minutes in our private
+    properties), for older events by being the first display alarm. Such additions are not
+    an edit of our event: the content hash covers only our fields.
 """
 
 from __future__ import annotations

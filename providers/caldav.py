@@ -7,9 +7,11 @@ the server) means a full read. A server without sync support is read with a time
 
 Target: our reminders are listed with one ``calendar-query`` filtering on our UID namespace
 (``…@clientlove``; the marks are checked again on our side); creates are ``PUT`` with
-``If-None-Match: *``, updates and deletes carry ``If-Match``. The href of every object comes
-from the server, never from the UID. We send no ORGANIZER or ATTENDEE, so no scheduling server
-ever invites anyone.
+``If-None-Match: *``, updates and deletes carry ``If-Match``. An update reads the object
+(a one-href multiget) and merges our fields into it (``reminder_ical.merge_calendar_text``),
+so what the user added to our event (location, categories, colour, alarms, X- properties)
+stays. The href of every object comes from the server, never from the UID. We send no
+ORGANIZER or ATTENDEE, so no scheduling server ever invites anyone.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote, urljoin, urlsplit
+from xml.sax.saxutils import escape as xml_escape
 
 import caldav
 import icalendar
@@ -33,7 +36,7 @@ from lxml import etree
 from daemon.icsread import read_calendar
 from daemon.identity import reminder_hash
 from daemon.model import UID_DOMAIN, ChangeSet, Event, ReadScope, Reminder, RemoteReminder
-from daemon.reminder_ical import from_vevent, key_of, to_calendar_text
+from daemon.reminder_ical import from_vevent, key_of, merge_calendar_text, to_calendar_text
 from providers.base import (
     AlreadyExists,
     AuthError,
@@ -61,6 +64,12 @@ _OURS_QUERY = f"""<?xml version="1.0" encoding="utf-8"?>
     </C:prop-filter>
   </C:comp-filter></C:comp-filter></C:filter>
 </C:calendar-query>"""
+
+_MULTIGET = """<?xml version="1.0" encoding="utf-8"?>
+<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+  <D:prop><D:getetag/><C:calendar-data/></D:prop>
+  <D:href>{href}</D:href>
+</C:calendar-multiget>"""
 
 _CTAG = "{http://calendarserver.org/ns/}getctag"
 
@@ -333,7 +342,6 @@ class CalDavTarget(SequentialWrites):
         self._stamp = stamp
         self._dav = _Dav(name, self.url, username, secret, verify_tls, timeout)
         self._collection: str | None = None if calendar else self.url
-        self._sequence: dict[str, int] = {}
 
     # -- the collection ----------------------------------------------------------------------
     @property
@@ -388,7 +396,6 @@ class CalDavTarget(SequentialWrites):
                     continue
                 remote = from_vevent(component, ref=_href(href), etag=etag)
                 if remote is not None:
-                    self._sequence[remote.key] = int(component.get("sequence", 0) or 0)
                     out.append(remote)
                 break
         return out
@@ -411,15 +418,50 @@ class CalDavTarget(SequentialWrites):
             etag = self._put(href, body, {"If-None-Match": "*"}, f"create {reminder.key}")
         except PreconditionFailed:
             raise AlreadyExists(f"{reminder.key} exists", provider=self.name) from None
-        self._sequence[reminder.key] = 0
         return self._remote(reminder, href, etag)
 
+    def _get(self, href: str, what: str) -> tuple[str, str | None]:
+        """The object at ``href`` as the server holds it now, and its ETag.
+
+        A one-href ``calendar-multiget`` rather than a GET: the library would try to read a
+        GET's iCalendar body as XML and log the failure with a traceback.
+        """
+        collection = self.collection
+        body = _MULTIGET.format(href=xml_escape(quote(href)))
+        response = self._dav.call(what, lambda: self._dav.client.report(collection, body,
+                                                                        depth=1))
+        error = _status_error(response.status, what, self.name,
+                              response.headers.get("Retry-After"))
+        if error:
+            raise error
+        try:
+            found = response.expand_simple_props(props=[dav.GetEtag(), cdav.CalendarData()])
+        except Exception as exc:
+            raise BadData(f"{what}: unreadable answer ({type(exc).__name__})",
+                          provider=self.name) from None
+        for got, props in found.items():
+            data = props.get(cdav.CalendarData.tag)
+            if _href(got) == href and data:
+                return data, props.get(dav.GetEtag.tag)
+        raise NotFound(f"{what}: not found", provider=self.name)
+
     def update(self, current: RemoteReminder, reminder: Reminder) -> RemoteReminder:
-        sequence = self._sequence.get(current.key, 0) + 1
-        body = to_calendar_text(reminder, self._stamp(), sequence)
-        headers = {"If-Match": current.etag} if current.etag else {}
-        etag = self._put(current.ref, body, headers, f"update {current.key}")
-        self._sequence[current.key] = sequence
+        """Merge the move into the object as the server holds it (GET), then PUT it back
+        with ``If-Match``: the user's LOCATION, CATEGORIES, alarms and X- properties stay."""
+        what = f"update {current.key}"
+        held, held_etag = self._get(current.ref, what)
+        # If-Match the version the engine decided on: should the object have changed since
+        # (then the GET read a newer one), the server answers 412 and the user wins.
+        try:
+            body = merge_calendar_text(held, reminder, self._stamp())
+        except LookupError:
+            raise PreconditionFailed(f"{what}: the object no longer holds it",
+                                     provider=self.name) from None
+        except ValueError as exc:
+            raise BadData(f"{what}: the server's object is not iCalendar ({exc})",
+                          provider=self.name) from None
+        tag = current.etag or held_etag
+        etag = self._put(current.ref, body, {"If-Match": tag} if tag else {}, what)
         return self._remote(reminder, current.ref, etag)
 
     def delete(self, current: RemoteReminder) -> None:

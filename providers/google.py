@@ -8,8 +8,10 @@ Target: our events carry a client-chosen ``id`` (base32hex of the key) and
 ``extendedProperties.private`` (a marker, the key and the content hash), one popup reminder,
 ``transparency: transparent``, no attendees, and every write says ``sendUpdates=none``. They
 are listed with the ``privateExtendedProperty`` filter; writes go in batches of up to 50,
-updates and deletes carry ``If-Match``. A 409 on insert means the id exists: if the user
-deleted that event, the deletion is respected and the id never used again.
+updates and deletes carry ``If-Match``. An update is an ``events.patch`` of our fields only
+(summary, description, start, end, our private keys, the reminders with the user's own popups
+kept), so a location, colour or popup the user added stays. A 409 on insert means the id
+exists: if the user deleted that event, the deletion is respected and the id never used again.
 """
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ EVENT_TYPES = ["default"]
 MARKER = "clientlove"
 KEY_FIELD = "clientloveKey"
 HASH_FIELD = "clientloveHash"
+#: the minutes of our popup, so a popup the user added beside it is never taken for ours
+ALARM_FIELD = "clientloveAlarm"
+#: Google's limit of reminder overrides per event
+MAX_OVERRIDES = 5
 RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
 _WORDS = re.compile(r"\w+")
 _PARTSTAT = {"accepted": PartStat.ACCEPTED, "declined": PartStat.DECLINED,
@@ -353,6 +359,33 @@ class GoogleSource:
         return json.dumps({**scope.fingerprint(), "token": token}, sort_keys=True)
 
 
+def _minutes(reminder: Reminder) -> int:
+    return int(reminder.alarm_before.total_seconds() // 60)
+
+
+def our_popup(item: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+    """Our popup among an event's reminder overrides, with its index: the one with the
+    minutes we recorded, else (an event written before that) the first popup."""
+    overrides = (item.get("reminders") or {}).get("overrides") or []
+    popups = [(i, o) for i, o in enumerate(overrides) if o.get("method") == "popup"]
+    recorded = ((item.get("extendedProperties") or {}).get("private") or {}).get(ALARM_FIELD)
+    for index, override in popups:
+        if recorded is not None and str(override.get("minutes")) == str(recorded):
+            return index, override
+    return popups[0] if popups and recorded is None else None
+
+
+def merged_overrides(held: dict[str, Any], minutes: int) -> list[dict[str, Any]]:
+    """The held event's reminder overrides with ours set to ``minutes``: ours first, the
+    user's own after it as they are, at most ``MAX_OVERRIDES`` in all."""
+    overrides = (held.get("reminders") or {}).get("overrides") or []
+    ours = our_popup(held)
+    mine = {"method": "popup", "minutes": minutes}
+    theirs = [dict(o) for i, o in enumerate(overrides)
+              if (ours is None or i != ours[0]) and o != mine]
+    return [mine, *theirs][:MAX_OVERRIDES]
+
+
 class GoogleTarget:
     """Our reminders in a Google calendar (made when a name is given and missing)."""
 
@@ -368,6 +401,8 @@ class GoogleTarget:
         self.api = api
         self.tz = tz
         self._id: str | None = None
+        #: event id -> the event as last listed or written (its etag says which version)
+        self._held: dict[str, dict[str, Any]] = {}
 
     @property
     def calendar_id(self) -> str:
@@ -404,6 +439,7 @@ class GoogleTarget:
             return []
         events = self.api.service.events()
         out: list[RemoteReminder] = []
+        self._held.clear()
         page = None
         while True:
             request = events.list(calendarId=self.calendar_id, maxResults=PAGE_SIZE,
@@ -412,6 +448,7 @@ class GoogleTarget:
             for item in reply.get("items") or ():
                 remote = self._remote(item)
                 if remote is not None:
+                    self._held[remote.ref] = item
                     out.append(remote)
             page = reply.get("nextPageToken")
             if not page:
@@ -426,9 +463,8 @@ class GoogleTarget:
         if start is None:
             return None
         end = _when(item.get("end"), self.tz)
-        overrides = (item.get("reminders") or {}).get("overrides") or []
-        popups = [o for o in overrides if o.get("method") == "popup"]
-        alarm = timedelta(minutes=int(popups[0]["minutes"])) if popups else None
+        ours = our_popup(item)
+        alarm = None if ours is None else timedelta(minutes=int(ours[1]["minutes"]))
         summary = str(item.get("summary") or "")
         description = str(item.get("description") or "")
         return RemoteReminder(
@@ -440,25 +476,46 @@ class GoogleTarget:
         )
 
     # -- writing ------------------------------------------------------------------------------
+    @staticmethod
+    def _when(moment: datetime) -> dict[str, str]:
+        zone = getattr(moment.tzinfo, "key", None)
+        return {"dateTime": moment.isoformat(), **({"timeZone": zone} if zone else {})}
+
+    @staticmethod
+    def _private(reminder: Reminder) -> dict[str, str]:
+        return {MARKER: "1", KEY_FIELD: reminder.key, HASH_FIELD: reminder_hash(reminder),
+                ALARM_FIELD: str(_minutes(reminder))}
+
     def body(self, reminder: Reminder) -> dict[str, Any]:
-        zone = getattr(reminder.start.tzinfo, "key", None)
-        minutes = int(reminder.alarm_before.total_seconds() // 60)
-
-        def when(moment: datetime) -> dict[str, str]:
-            return {"dateTime": moment.isoformat(), **({"timeZone": zone} if zone else {})}
-
+        """A new event of ours, whole."""
         return {
             "id": google_id(reminder.key),
             "summary": reminder.summary,
             "description": reminder.description,
-            "start": when(reminder.start),
-            "end": when(reminder.end),
+            "start": self._when(reminder.start),
+            "end": self._when(reminder.end),
             "transparency": "transparent",
             "visibility": "private",
             "reminders": {"useDefault": False,
-                          "overrides": [{"method": "popup", "minutes": minutes}]},
-            "extendedProperties": {"private": {MARKER: "1", KEY_FIELD: reminder.key,
-                                               HASH_FIELD: reminder_hash(reminder)}},
+                          "overrides": [{"method": "popup", "minutes": _minutes(reminder)}]},
+            "extendedProperties": {"private": self._private(reminder)},
+        }
+
+    def patch_body(self, reminder: Reminder, held: dict[str, Any]) -> dict[str, Any]:
+        """A move or refresh as an ``events.patch``: our fields only.
+
+        ``reminders`` is replaced as a whole by a patch, so it carries the user's own popups
+        and emails as ``held`` has them, ours replaced (within Google's 5 overrides);
+        ``extendedProperties.private`` merges key by key, so other apps' keys stay.
+        """
+        return {
+            "summary": reminder.summary,
+            "description": reminder.description,
+            "start": self._when(reminder.start),
+            "end": self._when(reminder.end),
+            "reminders": {"useDefault": False,
+                          "overrides": merged_overrides(held, _minutes(reminder))},
+            "extendedProperties": {"private": self._private(reminder)},
         }
 
     def _request(self, write: Write) -> Any:
@@ -470,8 +527,10 @@ class GoogleTarget:
         assert write.current is not None
         if write.kind == "update":
             assert write.reminder is not None
-            request = events.update(calendarId=self.calendar_id, eventId=write.current.ref,
-                                    body=self.body(write.reminder), sendUpdates="none")
+            held = self._held.get(write.current.ref) or {}
+            request = events.patch(calendarId=self.calendar_id, eventId=write.current.ref,
+                                   body=self.patch_body(write.reminder, held),
+                                   sendUpdates="none")
         else:
             request = events.delete(calendarId=self.calendar_id, eventId=write.current.ref,
                                     sendUpdates="none")
@@ -479,8 +538,26 @@ class GoogleTarget:
             request.headers["If-Match"] = write.current.etag
         return request
 
+    def _hold(self, write: Write) -> ProviderError | None:
+        """Have the event an update patches, in the version the update is conditional on
+        (listed this cycle, else read now); the error when it cannot be read."""
+        assert write.current is not None
+        held = self._held.get(write.current.ref)
+        if held is not None and held.get("etag") == write.current.etag:
+            return None
+        try:
+            self._held[write.current.ref] = self.api.execute(self.api.service.events().get(
+                calendarId=self.calendar_id, eventId=write.current.ref),
+                f"get {write.current.key}")
+        except ProviderError as exc:
+            return exc
+        return None
+
     def apply(self, writes: list[Write]) -> list[WriteResult]:
         results: list[WriteResult] = [None] * len(writes)
+        for index, write in enumerate(writes):
+            if write.kind == "update":
+                results[index] = self._hold(write)
         for start in range(0, len(writes), BATCH_SIZE):
             chunk = list(range(start, min(start + BATCH_SIZE, len(writes))))
 
@@ -499,7 +576,11 @@ class GoogleTarget:
                 else:
                     results[index] = self._remote(response) or BadData(
                         f"{what}: unreadable answer", provider=self.name)
+                    self._held[str(response.get("id"))] = response
 
+            chunk = [i for i in chunk if results[i] is None]
+            if not chunk:
+                continue
             batch = self.api.batch(done)
             for index in chunk:
                 batch.add(self._request(writes[index]), request_id=str(index))

@@ -8,7 +8,8 @@ are held whole, so a 100 MB export is read in bounded memory.
 
 The target keeps everything already in its file untouched and writes the file atomically
 (temporary file, fsync, rename) in ``flush``, and only when something changed: a cycle
-with nothing to do leaves it byte-identical.
+with nothing to do leaves it byte-identical. It reads the file again when it changed and
+just before it writes, so what another program added between (or during) cycles stays.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
@@ -28,7 +30,14 @@ import requests
 
 from daemon.icsread import NotACalendar, read_calendar_stream
 from daemon.model import ChangeSet, Event, ReadScope, Reminder, RemoteReminder
-from daemon.reminder_ical import add_timezones, from_vevent, key_of, new_calendar, to_vevent
+from daemon.reminder_ical import (
+    add_timezones,
+    from_vevent,
+    key_of,
+    merge_vevent,
+    new_calendar,
+    to_vevent,
+)
 from providers.base import (
     AlreadyExists,
     AuthError,
@@ -197,8 +206,39 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
+#: Calendar properties the target writes itself; any other one in the file is kept.
+_OWN_CALENDAR_PROPS = frozenset({"PRODID", "VERSION", "CALSCALE", "METHOD", "X-WR-CALNAME",
+                                 "REFRESH-INTERVAL", "X-PUBLISHED-TTL"})
+
+
+@dataclass
+class _FileView:
+    """The file as read once: what identifies that version, and its parts."""
+
+    digest: str
+    signature: tuple[int, int, int] | None
+    props: dict[str, object] = field(default_factory=dict)
+    timezones: list[icalendar.cal.Component] = field(default_factory=list)
+    ours: dict[str, icalendar.cal.Component] = field(default_factory=dict)
+    foreign: list[icalendar.cal.Component] = field(default_factory=list)
+
+
+def _normal(component: icalendar.cal.Component) -> icalendar.cal.Component:
+    """The component as it reads back from the file, so its etag is the one read later."""
+    return icalendar.Event.from_ical(component.to_ical())
+
+
 class IcsTarget(SequentialWrites):
-    """Our reminders in an ``.ics`` file, beside whatever else the file holds."""
+    """Our reminders in an ``.ics`` file, beside whatever else the file holds.
+
+    One instance may live as long as the service: ``list_ours`` reads the file again whenever
+    it changed (inode, size, mtime), and the writes are kept as changes against the version
+    read. ``render`` reads the file once more and applies those changes to what is on disk
+    then, so an event another program added meanwhile is written back as it is; if one of
+    our reminders itself changed on disk meanwhile, nothing is written (PreconditionFailed)
+    and the next cycle reads it again. Writes not flushed are forgotten by the next
+    ``list_ours``: the target holds what the file holds.
+    """
 
     limits = TargetLimits(max_alarms=99, batch_size=1)
 
@@ -218,14 +258,26 @@ class IcsTarget(SequentialWrites):
         self._stamp = stamp
         self._loaded = False
         self._dirty = False
-        self._timezones: list[icalendar.cal.Component] = []
-        self._foreign: list[icalendar.cal.Component] = []
-        self._ours: dict[str, icalendar.cal.Component] = {}
+        self._file = _FileView(digest=hashlib.sha256(b"").hexdigest(), signature=None)
+        #: key -> (etag on disk before our first change of it, the component now or None)
+        self._changes: dict[str, tuple[str | None, icalendar.cal.Component | None]] = {}
+        #: key -> etag of the version the last render wrote (None: deleted)
+        self._written: dict[str, str | None] = {}
 
     # -- reading -----------------------------------------------------------------------
-    def _load(self) -> None:
-        if self._loaded:
-            return
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ProviderError(f"cannot read {self.path}: {exc.strerror}",
+                                provider=self.name) from exc
+        return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+    def _read(self) -> _FileView:
+        """The file as it is now (an empty view when there is none)."""
+        signature = self._signature()
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -240,40 +292,69 @@ class IcsTarget(SequentialWrites):
         except OSError as exc:
             raise ProviderError(f"cannot read {self.path}: {_reason(exc)}",
                                 provider=self.name) from None
-        if data.strip():
-            try:
-                cal = icalendar.Calendar.from_ical(data)
-            except (ValueError, IndexError, KeyError) as exc:
-                raise BadData(
-                    f"{self.path} is not a readable calendar ({exc}); refusing to overwrite it",
-                    provider=self.name,
-                ) from None
-            for component in cal.subcomponents:
-                if component.name == "VTIMEZONE":
-                    self._timezones.append(component)
-                    continue
-                key = key_of(component) if component.name == "VEVENT" else None
-                if key is None or key in self._ours:
-                    self._foreign.append(component)
-                else:
-                    self._ours[key] = component
+        digest = hashlib.sha256(data).hexdigest()
+        if digest == self._file.digest:
+            return replace(self._file, signature=signature)
+        return self._parse(data, digest, signature)
+
+    def _parse(self, data: bytes, digest: str,
+               signature: tuple[int, int, int] | None) -> _FileView:
+        view = _FileView(digest=digest, signature=signature)
+        if not data.strip():
+            return view
+        try:
+            cal = icalendar.Calendar.from_ical(data)
+        except (ValueError, IndexError, KeyError) as exc:
+            raise BadData(
+                f"{self.path} is not a readable calendar ({exc}); refusing to overwrite it",
+                provider=self.name,
+            ) from None
+        view.props = {name: value for name, value in cal.items()
+                      if name.upper() not in _OWN_CALENDAR_PROPS}
+        for component in cal.subcomponents:
+            if component.name == "VTIMEZONE":
+                view.timezones.append(component)
+                continue
+            key = key_of(component) if component.name == "VEVENT" else None
+            if key is None or key in view.ours:
+                view.foreign.append(component)
+            else:
+                view.ours[key] = component
+        return view
+
+    def _load(self, force: bool = False) -> None:
+        """Read the file (again when ``force``), forgetting writes not flushed."""
+        if self._loaded and not force:
+            return
+        self._file = self._read()
+        self._changes.clear()
+        self._written.clear()
+        self._dirty = False
         self._loaded = True
 
     @staticmethod
     def _etag(component: icalendar.cal.Component) -> str:
         return hashlib.sha256(component.to_ical()).hexdigest()[:24]
 
+    def _held(self, key: str) -> icalendar.cal.Component | None:
+        """Our reminder as this instance holds it: the file's, or our change not yet written."""
+        if key in self._changes:
+            return self._changes[key][1]
+        return self._file.ours.get(key)
+
     def _remote(self, key: str) -> RemoteReminder:
-        component = self._ours[key]
+        component = self._held(key)
+        assert component is not None
         remote = from_vevent(component, ref=str(component.get("uid", key)),
                              etag=self._etag(component))
         assert remote is not None
         return remote
 
     def list_ours(self) -> list[RemoteReminder]:
-        self._load()
+        if not self._loaded or self._changes or self._signature() != self._file.signature:
+            self._load(force=True)
         out = []
-        for key, component in self._ours.items():
+        for key, component in self._file.ours.items():
             remote = from_vevent(component, ref=str(component.get("uid", key)),
                                  etag=self._etag(component))
             if remote is not None:
@@ -281,17 +362,25 @@ class IcsTarget(SequentialWrites):
         return out
 
     # -- writing -----------------------------------------------------------------------
+    def _change(self, key: str, component: icalendar.cal.Component | None) -> None:
+        if key in self._changes:
+            base = self._changes[key][0]
+        else:
+            held = self._file.ours.get(key)
+            base = None if held is None else self._etag(held)
+        self._changes[key] = (base, None if component is None else _normal(component))
+        self._dirty = True
+
     def create(self, reminder: Reminder) -> RemoteReminder:
         self._load()
-        if reminder.key in self._ours:
+        if self._held(reminder.key) is not None:
             raise AlreadyExists(f"reminder {reminder.key} exists", provider=self.name)
-        self._ours[reminder.key] = to_vevent(reminder, self._stamp())
-        self._dirty = True
+        self._change(reminder.key, to_vevent(reminder, self._stamp()))
         return self._remote(reminder.key)
 
     def _current(self, current: RemoteReminder) -> icalendar.cal.Component:
         self._load()
-        component = self._ours.get(current.key)
+        component = self._held(current.key)
         if component is None:
             raise NotFound(f"reminder {current.key} is gone", provider=self.name)
         if current.etag is not None and self._etag(component) != current.etag:
@@ -300,28 +389,51 @@ class IcsTarget(SequentialWrites):
 
     def update(self, current: RemoteReminder, reminder: Reminder) -> RemoteReminder:
         component = self._current(current)
-        sequence = int(component.get("sequence", 0)) + 1
-        self._ours[reminder.key] = to_vevent(reminder, self._stamp(), sequence)
-        self._dirty = True
+        self._change(reminder.key, merge_vevent(component, reminder, self._stamp()))
         return self._remote(reminder.key)
 
     def delete(self, current: RemoteReminder) -> None:
         self._current(current)
-        del self._ours[current.key]
-        self._dirty = True
+        self._change(current.key, None)
+
+    def _merged(self) -> _FileView:
+        """The file as it is on disk now, with our changes applied to it.
+
+        A reminder of ours that changed on disk since we read it (not by our own last write)
+        is the user's or another instance's: refuse rather than overwrite it.
+        """
+        fresh = self._read()
+        ours = dict(fresh.ours)
+        for key, (base, component) in self._changes.items():
+            now = ours.get(key)
+            tag = None if now is None else self._etag(now)
+            if tag != base and (key not in self._written or tag != self._written[key]):
+                raise PreconditionFailed(
+                    f"reminder {key} changed in {self.path} while we wrote; nothing written, "
+                    "the next cycle reads it again", provider=self.name)
+            if component is None:
+                ours.pop(key, None)
+            else:
+                ours[key] = component
+        self._written = {key: None if c is None else self._etag(c)
+                         for key, (_base, c) in self._changes.items()}
+        return replace(fresh, ours=ours)
 
     def render(self) -> bytes:
-        """The whole file as it would be written now."""
+        """The whole file as it would be written now: what is on disk, our changes applied."""
         self._load()
+        view = self._merged()
         cal = new_calendar(self.calendar_name)
         cal.add("method", "PUBLISH")
         cal.add("refresh-interval", self.refresh, parameters={"VALUE": "DURATION"})
         cal.add("x-published-ttl", icalendar.vDuration(self.refresh).to_ical().decode())
-        for component in self._timezones:
+        for name, value in view.props.items():
+            cal[name] = value
+        for component in view.timezones:
             cal.add_component(component)
-        for key in sorted(self._ours):
-            cal.add_component(self._ours[key])
-        for component in self._foreign:
+        for key in sorted(view.ours):
+            cal.add_component(view.ours[key])
+        for component in view.foreign:
             cal.add_component(component)
         with contextlib.suppress(Exception):  # a zone icalendar cannot describe stays a TZID
             add_timezones(cal)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import icalendar
 
 from daemon.model import ChangeSet, Event, ReadScope, Reminder, RemoteReminder
-from daemon.reminder_ical import from_vevent, to_vevent
+from daemon.reminder_ical import from_vevent, merge_vevent, to_vevent
 from providers.base import (
     AlreadyExists,
     NotFound,
@@ -94,8 +94,7 @@ class MemoryTarget(SequentialWrites):
     def update(self, current: RemoteReminder, reminder: Reminder) -> RemoteReminder:
         old = self._check(current)
         self.writes += 1
-        sequence = int(old.get("sequence", 0)) + 1
-        return self._store(current.ref, to_vevent(reminder, self._stamp(), sequence))
+        return self._store(current.ref, merge_vevent(old, reminder, self._stamp()))
 
     def delete(self, current: RemoteReminder) -> None:
         self._check(current)

@@ -8,6 +8,8 @@ providers (CalDAV, Google) add a harness here and the whole suite runs against t
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,6 +46,55 @@ class TargetHarness:
     def all_events(self) -> list[icalendar.cal.Component]:
         raise NotImplementedError
 
+    def edit_foreign(self, uid: str, summary: str) -> None:
+        """The user renames one of their own events (one that is not ours)."""
+        raise NotImplementedError
+
+    def user_adds_extras(self, key: str) -> None:
+        """As a calendar app would: a location, categories with ``#need``, a colour, an X-
+        property and a second alarm (30 minutes ahead) on our event; nothing of ours changes."""
+        raise NotImplementedError
+
+    def extras(self, key: str) -> dict[str, object]:
+        """What of our event is not ours to write, as the target holds it now; ``alarms`` lists
+        the minutes ahead of every alarm (ours included)."""
+        return ical_extras(self._ours(key))
+
+    def _ours(self, key: str) -> icalendar.cal.Component:
+        (event,) = [e for e in self.all_events() if key_of(e) == key]
+        return event
+
+
+#: what ``user_adds_extras`` adds to an iCalendar event
+EXTRAS = {"location": "Acme HQ, room 4", "categories": ["#need", "Clients"], "color": "tomato",
+          "x-user-note": "bring the contract"}
+
+
+def add_ical_extras(event: icalendar.cal.Component) -> None:
+    for name, value in EXTRAS.items():
+        event.add(name, value)
+    alarm = icalendar.Alarm()
+    alarm.add("action", "DISPLAY")
+    alarm.add("trigger", -timedelta(minutes=30))
+    alarm.add("description", "Leave now")
+    event.add_component(alarm)
+
+
+def ical_extras(event: icalendar.cal.Component) -> dict[str, object]:
+    raw = event.get("categories")
+    cats: list[str] = []
+    for item in raw if isinstance(raw, list) else [raw] if raw is not None else []:
+        cats.extend(str(c) for c in getattr(item, "cats", [item]))
+    alarms = sorted(int(-a["trigger"].dt.total_seconds() // 60) for a in event.walk("VALARM"))
+    return {"location": str(event.get("location", "")), "categories": cats,
+            "color": str(event.get("color", "")),
+            "x-user-note": str(event.get("x-user-note", "")), "alarms": alarms}
+
+
+def rename_ical(event: icalendar.cal.Component, summary: str) -> None:
+    del event["summary"]
+    event.add("summary", summary)
+
 
 class MemoryHarness(TargetHarness):
     name = "memory"
@@ -73,6 +124,14 @@ class MemoryHarness(TargetHarness):
     def all_events(self) -> list[icalendar.cal.Component]:
         return [ev for ev, _ in self._target.objects.values()]
 
+    def edit_foreign(self, uid: str, summary: str) -> None:
+        self._target.user_edit(uid, summary=summary)
+
+    def user_adds_extras(self, key: str) -> None:
+        event, _ = self._target.objects[self._uid(key)]
+        add_ical_extras(event)
+        self._target.user_edit(self._uid(key))
+
 
 class IcsHarness(TargetHarness):
     name = "ics"
@@ -96,9 +155,15 @@ class IcsHarness(TargetHarness):
         self.path.write_bytes(cal.to_ical())
 
     def put_foreign(self, event: icalendar.Event) -> None:
-        cal = self._calendar()
-        cal.add_component(event)
-        self._save(cal)
+        """Another program adds an event: a separate process appends its VEVENT to the file
+        in place (or writes a new file)."""
+        if not self.path.exists():
+            cal = self._calendar()
+            cal.add_component(event)
+            self._save(cal)
+            return
+        subprocess.run([sys.executable, "-c", _APPEND, str(self.path)],
+                       input=event.to_ical(), check=True, timeout=60)
 
     def foreign_fingerprints(self) -> dict[str, str]:
         return {str(ev["uid"]): hashlib.sha256(ev.to_ical()).hexdigest()
@@ -125,11 +190,32 @@ class IcsHarness(TargetHarness):
     def user_delete(self, key: str) -> None:
         self._edit(key, lambda component: True)
 
+    def user_adds_extras(self, key: str) -> None:
+        self._edit(key, lambda component: bool(add_ical_extras(component)))
+
+    def edit_foreign(self, uid: str, summary: str) -> None:
+        cal = self._calendar()
+        for component in cal.walk("VEVENT"):
+            if str(component.get("uid")) == uid:
+                rename_ical(component, summary)
+        self._save(cal)
+
     def all_events(self) -> list[icalendar.cal.Component]:
         if not self.path.exists():
             return []
         return list(icalendar.Calendar.from_ical(self.path.read_bytes()).walk("VEVENT"))
 
+
+#: a calendar app's append: the event's text goes in before the file's last END:VCALENDAR
+_APPEND = """
+import sys
+path = sys.argv[1]
+text = open(path, newline="").read()
+at = text.rstrip().rindex("END:VCALENDAR")
+event = sys.stdin.read().replace("\\r\\n", "\\n").replace("\\n", "\\r\\n")
+with open(path, "w", newline="") as handle:
+    handle.write(text[:at] + event + text[at:])
+"""
 
 _ALL_QUERY = """<?xml version="1.0" encoding="utf-8"?>
 <C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
@@ -211,6 +297,25 @@ class CalDavHarness(TargetHarness):
         href, _etag, _cal = self._find(key)
         assert self.http.delete(self._absolute(href)).status_code in (200, 204)
 
+    def _put_back(self, href: str, etag: str, cal: icalendar.Calendar) -> None:
+        reply = self.http.put(self._absolute(href), data=cal.to_ical(),
+                              headers={"Content-Type": "text/calendar", "If-Match": etag})
+        assert reply.status_code in (201, 204), reply.status_code
+
+    def user_adds_extras(self, key: str) -> None:
+        href, etag, cal = self._find(key)
+        for event in cal.walk("VEVENT"):
+            add_ical_extras(event)
+        self._put_back(href, etag, cal)
+
+    def edit_foreign(self, uid: str, summary: str) -> None:
+        for href, (etag, cal) in self.objects().items():
+            events = [e for e in cal.walk("VEVENT") if str(e.get("uid")) == uid]
+            for event in events:
+                rename_ical(event, summary)
+            if events:
+                self._put_back(href, etag, cal)
+
     def all_events(self) -> list[icalendar.cal.Component]:
         return [e for _etag, cal in self.objects().values() for e in cal.walk("VEVENT")]
 
@@ -244,11 +349,14 @@ class GoogleHarness(TargetHarness):
 
         return google_id(key)
 
+    @staticmethod
+    def _foreign_id(uid: str) -> str:
+        return hashlib.sha1(uid.encode()).hexdigest()[:20].translate(str.maketrans("wxyz", "0123"))
+
     def put_foreign(self, event: icalendar.Event) -> None:
         start = event["dtstart"].dt
         self.api.add_event(self.calendar_id, {
-            "id": hashlib.sha1(str(event["uid"]).encode()).hexdigest()[:20].translate(
-                str.maketrans("wxyz", "0123")),
+            "id": self._foreign_id(str(event["uid"])),
             "summary": str(event.get("summary", "")),
             "start": {"dateTime": start.isoformat()},
             "end": {"dateTime": (start + timedelta(hours=1)).isoformat()},
@@ -275,6 +383,25 @@ class GoogleHarness(TargetHarness):
 
     def user_delete(self, key: str) -> None:
         self.api.user_delete(self.calendar_id, self._id_of(key))
+
+    def edit_foreign(self, uid: str, summary: str) -> None:
+        self.api.user_edit(self.calendar_id, self._foreign_id(uid), summary=summary)
+
+    def user_adds_extras(self, key: str) -> None:
+        """Google's UI: a location, a colour, a second popup; another app's private key."""
+        event = self.api.event(self.calendar_id, self._id_of(key))
+        overrides = [*event["reminders"].get("overrides", []), {"method": "popup", "minutes": 30}]
+        self.api.user_edit(self.calendar_id, self._id_of(key), location=EXTRAS["location"],
+                           colorId="11",
+                           reminders={"useDefault": False, "overrides": overrides},
+                           extendedProperties={"private": {"otherApp": "kept"}})
+
+    def extras(self, key: str) -> dict[str, object]:
+        event = self.api.event(self.calendar_id, self._id_of(key))
+        private = (event.get("extendedProperties") or {}).get("private") or {}
+        return {"location": event.get("location", ""), "colorId": event.get("colorId", ""),
+                "otherApp": private.get("otherApp", ""),
+                "alarms": sorted(o["minutes"] for o in event["reminders"].get("overrides", []))}
 
     def all_events(self) -> list[icalendar.cal.Component]:
         """Ours as VEVENT-like views: no attendee or organizer fields of ours, an alarm."""

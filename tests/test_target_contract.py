@@ -144,3 +144,84 @@ def test_user_delete_is_seen(harness):
     target.flush()
     harness.user_delete("acme-corp.1")
     assert [r.key for r in harness.target().list_ours()] == ["globex.1"]
+
+
+# -- issue 12.1: one instance for the service's life, others writing beside it ---------------
+
+def test_a_reused_instance_keeps_what_others_wrote_between_cycles(harness):
+    harness.put_foreign(foreign())
+    target = harness.target()  # one instance, as `clientlove run` keeps it
+    target.list_ours()
+    target.create(make())
+    target.flush()
+    # between two cycles someone else adds an event and edits one of theirs
+    harness.put_foreign(foreign("lunch-2", "Lunch with Jane"))
+    harness.edit_foreign("dentist-1", "Dentist (moved)")
+    before = harness.foreign_fingerprints()
+    assert len(before) == 2
+    (current,) = target.list_ours()  # the next cycle
+    target.update(current, make(day=date(2026, 12, 1)))
+    target.create(make("globex.1"))
+    target.flush()
+    assert harness.foreign_fingerprints() == before
+    listed = {r.key: r for r in harness.target().list_ours()}
+    assert sorted(listed) == ["acme-corp.1", "globex.1"]
+    assert listed["acme-corp.1"].start.date() == date(2026, 12, 1)
+
+
+def test_a_foreign_write_while_we_write_is_kept(harness):
+    target = harness.target()
+    target.create(make())
+    target.flush()
+    (current,) = target.list_ours()
+    target.update(current, make(day=date(2026, 12, 1)))
+    target.create(make("globex.1"))
+    harness.put_foreign(foreign("lunch-2", "Lunch with Jane"))  # after our read, before flush
+    before = harness.foreign_fingerprints()
+    target.flush()
+    assert harness.foreign_fingerprints() == before
+    listed = {r.key: r for r in harness.target().list_ours()}
+    assert sorted(listed) == ["acme-corp.1", "globex.1"]
+    assert listed["acme-corp.1"].start.date() == date(2026, 12, 1)
+
+
+def test_a_user_edit_of_ours_while_we_write_wins(harness):
+    target = harness.target()
+    target.create(make())
+    target.flush()
+    (current,) = target.list_ours()
+    harness.user_edit("acme-corp.1", summary="mine now")
+    with pytest.raises(PreconditionFailed):  # at the update, or at the flush of a file
+        target.update(current, make(day=date(2026, 12, 1)))
+        target.flush()
+    (listed,) = harness.target().list_ours()
+    assert listed.summary == "mine now" and listed.start.date() == date(2026, 11, 30)
+    (again,) = target.list_ours()  # the same instance reads the file as it is
+    assert again.summary == "mine now"
+
+
+# -- issue 12.2: a move changes only what is ours ------------------------------------------------
+
+def test_a_move_keeps_what_the_user_added(harness):
+    target = harness.target()
+    target.create(make())
+    target.flush()
+    harness.user_adds_extras("acme-corp.1")
+    before = harness.extras("acme-corp.1")
+    assert before["alarms"] == [30, 24 * 60]
+    target = harness.target()
+    (current,) = target.list_ours()
+    assert not current.user_edited  # unrelated fields are not an edit of our event
+    moved = Reminder(key="acme-corp.1", client="Acme Corp", summary="Client love: Acme Corp",
+                     start=datetime(2026, 12, 2, 10, 0, tzinfo=TZ),
+                     duration=timedelta(minutes=15), description="A new note",
+                     alarm_before=timedelta(days=2), alarm_text="Client love in 2 days")
+    target.update(current, moved)
+    target.flush()
+    (listed,) = harness.target().list_ours()
+    assert listed.start == moved.start and listed.description.strip() == "A new note"
+    assert listed.alarm_before == timedelta(days=2)
+    assert not listed.user_edited and listed.stored_hash == reminder_hash(moved)
+    assert harness.extras("acme-corp.1") == {**before, "alarms": [30, 2 * 24 * 60]}
+    if harness.name != "google":
+        assert "#need" in listed.categories

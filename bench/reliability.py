@@ -5,7 +5,11 @@ Starts its own Radicale and local Google API server on 127.0.0.1, runs the scena
 and prints one row each: cycles, faults injected, crashes, inputs tried, invariant
 violations. It ends with ``violations: N`` (the goal is zero).
 
-Run: ``python bench/reliability.py [--soak]``.
+Then the "hostile input" table: every case of ``tests/hostile.py`` in a process of its own,
+with the input's size, the wall time, the peak RSS and the outcome; a case over 10 s or
+300 MB, or with a wrong outcome, is a violation. ``--hostile-only`` prints that table alone.
+
+Run: ``python bench/reliability.py [--soak] [--hostile-only]``.
 """
 
 from __future__ import annotations
@@ -146,9 +150,15 @@ def _with_api(run: Callable[[FakeGoogleCalendar], ScenarioResult]) -> ScenarioRe
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--soak", action="store_true", help="the long variants")
+    parser.add_argument("--hostile-only", action="store_true",
+                        help="only the hostile-input table")
     args = parser.parse_args()
     rows: list[tuple] = []
     problems: list[str] = []
+    if args.hostile_only:
+        _hostile(problems)
+        print(f"violations: {len(problems)}")
+        sys.exit(1 if problems else 0)
     saved = os.environ.get("CREDENTIALS_DIRECTORY")
     with tempfile.TemporaryDirectory(prefix="clientlove-reliability-") as tmp:
         radicale = start_server("radicale", Path(tmp) / "radicale")
@@ -162,7 +172,42 @@ def main() -> None:
     if saved is None:
         os.environ.pop("CREDENTIALS_DIRECTORY", None)
     _print(rows, problems)
+    print()
+    _hostile(problems)
+    print(f"violations: {len(problems)}")
     sys.exit(1 if problems else 0)
+
+
+def _hostile(problems: list[str]) -> None:
+    """The hostile-input table: one fresh process per case, measured."""
+    from tests.hostile import RSS_BUDGET_MB, WALL_BUDGET_S, load_cases, measure
+
+    header = ("hostile input", "size", "wall s", "peak RSS MB", "outcome")
+    rows = []
+    for name in sorted(load_cases()):
+        row = measure(name)
+        rows.append((f"{name}: {row.what}", _size(row.size), f"{row.wall:.1f}",
+                     f"{row.peak_rss_mb:.0f}", row.outcome))
+        if not row.ok:
+            problems.append(f"hostile {name}: {row.outcome}")
+        elif row.wall > WALL_BUDGET_S or row.peak_rss_mb > RSS_BUDGET_MB:
+            problems.append(f"hostile {name}: {row.wall:.1f} s, {row.peak_rss_mb:.0f} MB "
+                            f"(budget {WALL_BUDGET_S:.0f} s, {RSS_BUDGET_MB:.0f} MB)")
+        print(f"  done: hostile {name} ({row.wall:.1f} s)", file=sys.stderr, flush=True)
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
+    print(" | ".join(h.ljust(w) for h, w in zip(header[:4], widths, strict=True)) + " | outcome")
+    print("-+-".join("-" * w for w in widths) + "-+--------")
+    for row in rows:
+        print(" | ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True))
+              + f" | {row[4]}")
+
+
+def _size(size: int) -> str:
+    if size >= 1 << 20:
+        return f"{size / (1 << 20):.1f} MB"
+    if size >= 1 << 10:
+        return f"{size / (1 << 10):.1f} KB"
+    return f"{size} B"
 
 
 def _run_all(found: list, rows: list, problems: list[str]) -> None:
@@ -192,7 +237,6 @@ def _print(rows: list, problems: list[str]) -> None:
                                                        strict=True)))
     for problem in problems[:50]:
         print(f"violation: {problem}")
-    print(f"violations: {len(problems)}")
 
 
 if __name__ == "__main__":

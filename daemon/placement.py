@@ -9,7 +9,7 @@ the alarm offset and the alarm's words come out. Whole minutes throughout, so ev
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from daemon.planning import next_workday
 
@@ -59,33 +59,42 @@ def start_for(day: date, now: datetime, rule: SlotRule) -> datetime:
     ``LEAD`` ahead while the working day lasts (up to ``latest``); else the slot of the next
     work day.
     """
-    local_now = now.astimezone(rule.tz)
-    earliest = local_now + LEAD
+    # instants compare in UTC: aware datetimes of one zone compare (and subtract) by wall
+    # time in Python, which is an hour off across a clock change
+    earliest = now.astimezone(UTC) + LEAD
     slot = _at(day, rule.slot, rule.tz)
-    if slot >= earliest:
+    if slot.astimezone(UTC) >= earliest:
         return slot
-    if day == local_now.date():
-        quarter = _next_quarter(earliest)
+    if day == now.astimezone(rule.tz).date():
+        quarter = _next_quarter(earliest.astimezone(rule.tz))
         if quarter.date() == day and quarter.time() <= rule.latest:
             return quarter
     following = day + timedelta(days=1)
     for _ in range(370):
         following = next_workday(following, rule.workdays)
         candidate = _at(following, rule.slot, rule.tz)
-        if candidate >= earliest:
+        if candidate.astimezone(UTC) >= earliest:
             return candidate
         following += timedelta(days=1)
-    return _next_quarter(earliest)  # only reached with a clock far outside the calendar
+    return _next_quarter(earliest.astimezone(rule.tz))  # a clock far outside the calendar
 
 
 def alarm_for(start: datetime, now: datetime, rule: SlotRule) -> timedelta:
     """``alarm_before`` ahead of the start, or as soon as possible once that moment has
     passed: never before now, never after the start; whole minutes."""
-    soonest = _ceil_minute(now.astimezone(start.tzinfo))
-    if start - rule.alarm_before >= soonest:
+    soonest = _ceil_minute(now.astimezone(UTC))
+    if fire_moment(start, rule.alarm_before) >= soonest:
         return rule.alarm_before
-    left = start - soonest
+    left = start.astimezone(UTC) - soonest
     return max(timedelta(0), timedelta(minutes=int(left.total_seconds() // 60)))
+
+
+def fire_moment(start: datetime, alarm_before: timedelta) -> datetime:
+    """When an alarm ``alarm_before`` ahead of ``start`` fires, in UTC. Whole days are
+    nominal (RFC 5545: the same wall time that many days before); anything else exact."""
+    if alarm_before and alarm_before % timedelta(days=1) == timedelta(0):
+        return (start - alarm_before).astimezone(UTC)
+    return start.astimezone(UTC) - alarm_before
 
 
 def place(
@@ -97,16 +106,18 @@ def place(
     """Where the reminder for ``day`` goes.
 
     ``held`` is the start and alarm offset of our unchanged pending reminder for this client,
-    when there is one: a reminder on the same day is not moved (the user may have seen it
-    already, and a reminder chasing the clock would be rewritten every cycle), except to a new
-    configured slot on a later day. Its alarm stays as written once the configured moment has
-    passed, so the same history gives the same event.
+    when there is one. It stays where it is when it is on its day today (the user may have
+    seen it already) or where this cycle would place it anyway (after the working day, the
+    next work day's slot: a reminder chasing the clock would be rewritten every cycle). Its
+    alarm stays as written once the configured moment has passed, so the same history gives
+    the same event.
     """
     today = now.astimezone(rule.tz).date()
     start = start_for(day, now, rule)
     if held is not None:
         held_start, held_alarm = held
-        if held_start.astimezone(rule.tz).date() == day and (day == today or held_start == start):
+        on_its_day = held_start.astimezone(rule.tz).date() == day == today
+        if on_its_day or held_start == start:
             start = held_start
             fresh = alarm_for(start, now, rule)
             if fresh != rule.alarm_before and held_alarm is not None and \
@@ -120,7 +131,7 @@ def when_text(start: datetime, alarm_before: timedelta, tz: tzinfo) -> str:
     """When the reminder is, as seen at the moment its alarm fires: "today at 15:15",
     "tomorrow at 09:30", "in 2 days (Thu 09:30)"."""
     local = start.astimezone(tz)
-    fires = (start - alarm_before).astimezone(tz)
+    fires = fire_moment(start, alarm_before).astimezone(tz)
     clock = local.strftime("%H:%M")
     days = (local.date() - fires.date()).days
     if days <= 0:

@@ -195,3 +195,27 @@ def test_google_popup_in_minutes(google_api, tmp_path: Path, monkeypatch):
                                  "overrides": [{"method": "popup", "minutes": 15}]}
     assert item["start"]["dateTime"].startswith("2006-05-16T15:15")
     assert "0 writes" in ws.run("sync", now="2006-05-16T15:40").stdout
+
+
+def test_an_evening_reminder_for_tomorrow_stays_as_written():
+    """Due today, placed after the working day on tomorrow's slot: later cycles that evening
+    and after midnight keep it, alarm included (found by the clock scenarios' oracle)."""
+    first = place(TUESDAY, at(TUESDAY, 17, 0), RULE)
+    assert (first.start, first.alarm_before) == (at(TUESDAY + timedelta(1), 9, 30),
+                                                 timedelta(hours=16, minutes=30))
+    for later in (at(TUESDAY, 17, 5), at(TUESDAY, 23, 55)):
+        assert place(TUESDAY, later, RULE, (first.start, first.alarm_before)) == first
+    wednesday = TUESDAY + timedelta(1)
+    assert place(wednesday, at(wednesday, 0, 5), RULE, (first.start, first.alarm_before)) == first
+
+
+def test_alarm_across_a_clock_change_is_exact():
+    """Cairo's clocks go from 00:00 to 01:00 on Friday 2026-04-24: a reminder for 09:30 that
+    Friday written on Thursday at 23:45 is 8 h 45 min away, not 9 h 45 min of wall clock."""
+    cairo = ZoneInfo("Africa/Cairo")
+    rule = SlotRule(time(9, 30), time(17, 0), timedelta(days=1), frozenset(range(5)), cairo)
+    now = datetime(2026, 4, 23, 23, 45, tzinfo=cairo)
+    spot = place(date(2026, 4, 24), now, rule)
+    assert spot.start == datetime(2026, 4, 24, 9, 30, tzinfo=cairo)
+    assert spot.alarm_before == timedelta(hours=8, minutes=45)
+    assert when_text(spot.start, spot.alarm_before, cairo) == "tomorrow at 09:30"  # fires Thu

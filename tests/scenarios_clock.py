@@ -4,7 +4,9 @@
   zones (Santiago too: its clocks change at midnight), the clock stepped through every day
   around each change (00:30, 01:30, 02:30, 09:30 and 23:45 local, both sides of a fold),
   each plan compared with an independent reference implementation of the counter
-  (:func:`reference_plan`) and each reminder's DTSTART checked to be 09:30 local wall time.
+  (:func:`reference_plan`) and each reminder's DTSTART and alarm with one of the placement
+  rule (:func:`reference_spot`), remembering across cycles where each reminder was placed
+  (:class:`Placements`).
 - :func:`run_clock_jumps`: the clock jumps forward and back between cycles while the history
   changes; nothing lost, nothing duplicated, past reminders never rewritten.
 - :func:`run_need_marker_quoted`: the reminder after a ``#need`` contact quotes it in its
@@ -19,6 +21,7 @@ Every scenario counts its cycles and adds what it finds wrong to ``violations``;
 from __future__ import annotations
 
 import calendar as calendar_module
+import dataclasses
 import hashlib
 import json
 import logging
@@ -149,6 +152,90 @@ def plan_rows(plans: Iterable[Any]) -> dict[str, dict[str, Any]]:
                    "booked": _iso(p.booked), "reminder": _iso(p.reminder_day)}
         for p in plans
     }
+
+
+# -- the reference placement (DESIGN section 3 "placement", written independently) ---------
+
+#: the placement defaults: a new or moved reminder starts at least ``LEAD`` after the cycle,
+#: at the slot, else on a quarter hour up to ``LATEST`` the same day, else the next work day
+LEAD = timedelta(minutes=15)
+QUARTER = timedelta(minutes=15)
+LATEST = time(17, 0)
+ALARM_BEFORE = timedelta(days=1)
+MINUTE = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Spot:
+    """Where a reminder is: its start (aware) and how long before it the alarm fires."""
+
+    start: datetime
+    alarm: timedelta | None
+
+
+def _ceil(moment: datetime, step: timedelta) -> datetime:
+    """``moment`` rounded up to a multiple of ``step`` of its own wall clock."""
+    hour = moment.replace(minute=0, second=0, microsecond=0)
+    steps = -((hour - moment) // step)
+    return hour + steps * step
+
+
+def reference_start(day: date, now: datetime, tz: ZoneInfo,
+                    workdays: frozenset[int] = WORKDAYS) -> datetime:
+    """The start of a new or moved reminder for ``day`` by the rule (instants compared in
+    UTC): the slot if at least 15 minutes ahead; on today, the next quarter hour at least 15
+    minutes ahead while it is no later than 17:00; else the slot of the next work day."""
+    earliest = now.astimezone(UTC) + LEAD
+    slot = datetime.combine(day, REMINDER_TIME, tzinfo=tz)
+    if slot.astimezone(UTC) >= earliest:
+        return slot
+    if day == now.astimezone(tz).date():
+        wall = _ceil(earliest.astimezone(tz).replace(tzinfo=None), QUARTER)
+        if wall.date() == day and wall.time() <= LATEST:
+            return wall.replace(tzinfo=tz)
+    following = day + timedelta(days=1)
+    while True:
+        slot = datetime.combine(following, REMINDER_TIME, tzinfo=tz)
+        if following.weekday() in workdays and slot.astimezone(UTC) >= earliest:
+            return slot
+        following += timedelta(days=1)
+
+
+def alarm_moment(start: datetime, alarm: timedelta, tz: tzinfo) -> datetime:
+    """When an alarm ``alarm`` before ``start`` fires: ``TRIGGER:-P1D`` is a nominal day (the
+    same wall time the day before, RFC 5545 3.3.6), hours and minutes are exact."""
+    if alarm == timedelta(days=alarm.days):
+        local = start.astimezone(tz)
+        return datetime.combine(local.date() - alarm, local.time(), tzinfo=tz)
+    return start.astimezone(UTC) - alarm
+
+
+def reference_alarm(start: datetime, now: datetime, tz: tzinfo) -> timedelta:
+    """A day ahead if that moment is still to come (from the next whole minute), else as soon
+    as possible: whole minutes from the next whole minute to the start, never negative."""
+    soonest = _ceil(now.astimezone(UTC), MINUTE)
+    if alarm_moment(start, ALARM_BEFORE, tz) >= soonest:
+        return ALARM_BEFORE
+    left = start.astimezone(UTC) - soonest
+    return max(timedelta(0), (left // MINUTE) * MINUTE)
+
+
+def reference_spot(day: date, now: datetime, tz: ZoneInfo, held: Spot | None) -> Spot:
+    """Where the rule puts the reminder for ``day``. ``held`` is our unchanged pending
+    reminder as last seen: one already on ``day`` stays where it is when that day is today or
+    it already sits at the slot the rule gives (a clock set back moves it to the slot); its
+    alarm stays too once a day ahead has passed. One pushed to the next work day is not on
+    ``day`` and is placed afresh, as the engine does today (see ``CHASING`` in
+    test_clock_zones.py)."""
+    fresh = reference_start(day, now, tz)
+    if held is not None and held.start.astimezone(tz).date() == day and \
+            (day == now.astimezone(tz).date() or held.start == fresh):
+        alarm = reference_alarm(held.start, now, tz)
+        if alarm != ALARM_BEFORE and held.alarm is not None and \
+                timedelta(0) <= held.alarm <= ALARM_BEFORE:
+            alarm = held.alarm
+        return Spot(held.start, alarm)
+    return Spot(fresh, reference_alarm(fresh, now, tz))
 
 
 # -- DST changes -----------------------------------------------------------------------------
@@ -436,22 +523,124 @@ def vtimezones(data: bytes) -> dict[str, tzinfo]:
     return out
 
 
+def alarms_of(event: icalendar.cal.Component) -> list[timedelta]:
+    """How long before the start each DISPLAY alarm of an event fires (relative TRIGGERs)."""
+    out = []
+    for alarm in event.walk("VALARM"):
+        trigger = alarm.get("trigger")
+        value = getattr(trigger, "dt", None)
+        if str(alarm.get("action", "")).upper() == "DISPLAY" and isinstance(value, timedelta):
+            out.append(-value)
+    return out
+
+
+@dataclass
+class Seen:
+    """One of our reminders as a person saw it, and the cycle that gave it that start and
+    alarm."""
+
+    start: datetime
+    alarm: timedelta | None
+    placed: datetime
+    cancelled: bool
+
+
+class Placements:
+    """What the person remembers of our reminders across the cycles of a scenario: the start
+    and alarm each was given when it was placed. Before a cycle it says where the rule puts
+    each due client's reminder (one already on its day stays); after it, it checks what was
+    newly placed: at least 15 minutes after that cycle, the alarm one DISPLAY VALARM firing
+    at or after that cycle (to the minute), not after the start, at most a day ahead."""
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        self.tz = tz
+        self.seen: dict[str, Seen] = {}
+
+    def held(self, client: str, today: date) -> Spot | None:
+        """The client's pending reminder the engine keeps: its latest generation whose day is
+        today or later (one set back into the future by the clock counts too)."""
+        best: tuple[int, Seen] | None = None
+        for key, seen in self.seen.items():
+            parsed = parse_key(key)
+            if parsed is None or client_of(key) != client or seen.cancelled:
+                continue
+            if seen.start.astimezone(self.tz).date() >= today and \
+                    (best is None or parsed[1] > best[0]):
+                best = (parsed[1], seen)
+        return Spot(best[1].start, best[1].alarm) if best is not None else None
+
+    def expect(self, plans: dict[str, RefPlan], now: datetime) -> dict[str, Spot]:
+        """Where the rule puts each planned reminder in the cycle at ``now``."""
+        today = now.astimezone(self.tz).date()
+        return {c: reference_spot(p.reminder, now, self.tz, self.held(c, today))
+                for c, p in plans.items() if p.reminder is not None}
+
+    def placed(self, plans: dict[str, RefPlan], spots: dict[str, Spot]) -> dict[str, RefPlan]:
+        """The plans with the day each reminder is placed on (the status shows that day)."""
+        return {c: dataclasses.replace(p, reminder=spots[c].start.astimezone(self.tz).date())
+                if c in spots else p for c, p in plans.items()}
+
+    def observe(self, events: Iterable[icalendar.cal.Component], now: datetime,
+                label: str) -> list[str]:
+        """Remember the target after the cycle at ``now``; check what that cycle placed."""
+        problems: list[str] = []
+        seen: dict[str, Seen] = {}
+        for key, event in ours_of(events).items():
+            start = event["dtstart"].dt
+            if not isinstance(start, datetime) or start.tzinfo is None:
+                continue  # check_reminders reports it
+            alarms = alarms_of(event)
+            alarm = alarms[0] if len(alarms) == 1 else None
+            cancelled = str(event.get("status", "")).upper() == "CANCELLED"
+            old = self.seen.get(key)
+            if old is not None and (old.start, old.alarm) == (start, alarm):
+                seen[key] = dataclasses.replace(old, cancelled=cancelled)
+                continue
+            seen[key] = Seen(start, alarm, now, cancelled)
+            problems += [f"{label}: {key}: {p}" for p in self._placement(start, alarms, now)]
+        self.seen = seen
+        return problems
+
+    def _placement(self, start: datetime, alarms: list[timedelta], now: datetime) -> list[str]:
+        problems = []
+        if start < now + LEAD:
+            problems.append(f"placed at {now.isoformat()} to start "
+                            f"{start.astimezone(self.tz).isoformat()}, less than 15 minutes "
+                            "ahead")
+        if len(alarms) != 1:
+            return [*problems, f"{len(alarms)} DISPLAY alarms, not one"]
+        (alarm,) = alarms
+        fires = alarm_moment(start, alarm, self.tz)
+        if not timedelta(0) <= alarm <= ALARM_BEFORE:
+            problems.append(f"alarm {alarm} before the start, not between 0 and a day")
+        if fires < now.replace(second=0, microsecond=0):
+            problems.append(f"alarm fires {fires.astimezone(self.tz).isoformat()}, before the "
+                            f"cycle that wrote it ({now.astimezone(self.tz).isoformat()})")
+        if fires > start:
+            problems.append(f"alarm fires {fires.isoformat()}, after the start")
+        return problems
+
+
 def check_reminders(events: Iterable[icalendar.cal.Component], today: date, tz: ZoneInfo,
                     plans: dict[str, RefPlan], label: str,
-                    zones: dict[str, tzinfo] | None = None) -> list[str]:
-    """Each due client has exactly one pending reminder on the reference day, the others
-    none; every reminder of ours starts at 09:30 local wall time (also by the file's own
-    VTIMEZONE when ``zones`` is given)."""
+                    zones: dict[str, tzinfo] | None = None,
+                    spots: dict[str, Spot] | None = None) -> list[str]:
+    """Each due client has exactly one pending reminder on the reference day (``plans`` as
+    :meth:`Placements.placed` gives them), at the start and with the alarm of ``spots`` when
+    given, the others none; every reminder of ours starts on a quarter hour from 09:30 to
+    17:00 local wall time (also by the file's own VTIMEZONE when ``zones`` is given)."""
     problems: list[str] = []
-    pending: dict[str, list[date]] = {c: [] for c in plans}
+    pending: dict[str, list[tuple[datetime, list[timedelta]]]] = {c: [] for c in plans}
     for key, event in ours_of(events).items():
         start = event["dtstart"].dt
         if not isinstance(start, datetime) or start.tzinfo is None:
             problems.append(f"{label}: {key} starts {start!r}, not a zoned date-time")
             continue
         local = start.astimezone(tz)
-        if local.time() != REMINDER_TIME:
-            problems.append(f"{label}: {key} starts at {local.isoformat()}, not 09:30 local")
+        clock = local.time()
+        if not REMINDER_TIME <= clock <= LATEST or local.minute % 15 or local.second:
+            problems.append(f"{label}: {key} starts at {local.isoformat()}, not on a quarter "
+                            "hour from 09:30 to 17:00 local")
         tzid = event["dtstart"].params.get("TZID")
         if zones is not None and tzid:
             rules = zones.get(str(tzid))
@@ -468,14 +657,22 @@ def check_reminders(events: Iterable[icalendar.cal.Component], today: date, tz: 
         if client is None or str(event.get("status", "")).upper() == "CANCELLED":
             continue
         if day >= today:
-            pending.setdefault(client, []).append(day)
+            pending.setdefault(client, []).append((local, alarms_of(event)))
     for client, plan in plans.items():
-        days = sorted(pending.get(client, []))
+        found = sorted(pending.get(client, []), key=lambda item: item[0])
+        days = [start.date() for start, _alarms in found]
         want = [plan.reminder] if plan.reminder is not None else []
         if days != want:
             problems.append(f"{label}: {client} has pending reminders on "
                             f"{[d.isoformat() for d in days]}, the rule says "
                             f"{[d.isoformat() for d in want]}")
+        elif spots is not None and client in spots and found:
+            (start, alarms), spot = found[0], spots[client]
+            if start != spot.start or alarms != [spot.alarm]:
+                problems.append(
+                    f"{label}: {client}'s reminder starts {start.isoformat()} with alarms "
+                    f"{[str(a) for a in alarms]} before; the rule says "
+                    f"{spot.start.astimezone(tz).isoformat()}, {spot.alarm} before")
     return problems
 
 
@@ -648,6 +845,7 @@ def _zones_memory(result: ClockResult, change: Change, rng: random.Random, days_
     state = State(":memory:")
     source, target = MemorySource("work"), MemoryTarget(stamp=lambda: STAMP)
     ledger = PastLedger()
+    placements = Placements(tz)
     visible: frozenset[str] | None = None
     for moment in step_moments(change, days_around, times):
         now = moment.astimezone(UTC)
@@ -665,7 +863,7 @@ def _zones_memory(result: ClockResult, change: Change, rng: random.Random, days_
             result.violations.append(f"{label}: {report.errors or report.refused}")
         events = [event for event, _etag in target.objects.values()]
         _check_cycle(result, label, events, today, now, tz, meetings, plan_rows(report.plans),
-                     ledger, None)
+                     ledger, placements, None)
     state.close()
 
 
@@ -675,6 +873,7 @@ def _zones_ics(result: ClockResult, root: Path, change: Change, rng: random.Rand
     ws = CliWorkspace(root, change.zone)
     meetings = dst_history(change, rng, days_around, allow_floating=True)
     ledger = PastLedger()
+    placements = Placements(tz)
     visible: frozenset[str] | None = None
     for moment in step_moments(change, days_around, times):
         now = moment.astimezone(UTC)
@@ -701,12 +900,12 @@ def _zones_ics(result: ClockResult, root: Path, change: Change, rng: random.Rand
             result.violations.append(f"{label}: {exc}")
             zones = {}
         _check_cycle(result, label, ws.events(), moment.date(), now, tz, meetings, rows,
-                     ledger, zones)
+                     ledger, placements, zones)
 
 
 def _check_cycle(result: ClockResult, label: str, events: list[icalendar.cal.Component],
                  today: date, now: datetime, tz: ZoneInfo, meetings: Sequence[Meeting],
-                 rows: dict[str, dict[str, Any]], ledger: PastLedger,
+                 rows: dict[str, dict[str, Any]], ledger: PastLedger, placements: Placements,
                  zones: dict[str, tzinfo] | None) -> None:
     result.add(f"{label}: {p}" for p in check_target(events, today, tz))
     ours = [(client_of(k), d) for k, e in ours_of(events).items()
@@ -714,8 +913,11 @@ def _check_cycle(result: ClockResult, label: str, events: list[icalendar.cal.Com
             and str(e.get("status", "")).upper() != "CANCELLED"]
     reference = expected_plans(meetings, ours, today, now,  # type: ignore[arg-type]
                                windowed=zones is not None)
+    spots = placements.expect(reference, now)
+    reference = placements.placed(reference, spots)
     result.add(compare_plans(rows, reference, label))
-    result.add(check_reminders(events, today, tz, reference, label, zones))
+    result.add(check_reminders(events, today, tz, reference, label, zones, spots))
+    result.add(placements.observe(events, now, label))
     result.add(ledger.check(events, today, tz, label))
 
 
@@ -723,6 +925,8 @@ def _check_cycle(result: ClockResult, label: str, events: list[icalendar.cal.Com
 
 JUMPS: tuple[tuple[str, relativedelta], ...] = (
     ("+2h", relativedelta(hours=2)),
+    ("+45m30s", relativedelta(minutes=45, seconds=30)),  # off the hour and back: the lead,
+    ("-45m30s", relativedelta(minutes=-45, seconds=-30)),  # the quarters, seconds, 17:00
     ("+7h", relativedelta(hours=7)),
     ("+1d", relativedelta(days=1)),
     ("+3w", relativedelta(weeks=3)),
@@ -764,11 +968,12 @@ def run_clock_jumps(workdir: Path, *, zones: Sequence[str] = ("Europe/London",
                                                                "Pacific/Auckland"),
                     targets: Sequence[str] = ("memory", "ics"), rounds: int = 3,
                     resets: bool = False, seed: int = 7) -> ClockResult:
-    """The clock jumps (+2h, +7h, +1d, +3w, +4mo, -1h, -1d, -2w, shuffled each round) while
-    the history changes. After each cycle: the invariants, the rule's plan, exactly one
-    pending reminder per due client, past reminders (before the new today) untouched; and a
-    second cycle at the same moment writes nothing. ``resets``: some new meetings carry
-    ``#need``."""
+    """The clock jumps (+2h, +45m30s, +7h, +1d, +3w, +4mo, -1h, -45m30s, -1d, -2w, shuffled
+    each round) while the history changes. After each cycle: the invariants, the rule's plan,
+    exactly one pending reminder per due client where the placement rule puts it (one
+    already on its day stays) with the alarm it gives, past reminders (before the new today)
+    untouched; and a second cycle at the same moment writes nothing. ``resets``: some new
+    meetings carry ``#need``."""
     result = ClockResult("clock jumps" + (" with #need" if resets else ""))
     for zone in zones:
         for kind in targets:
@@ -834,8 +1039,27 @@ def _jumps(result: ClockResult, root: Path, zone: str, kind: str, rounds: int,
             result.violations.append(f"{label}: {report.errors or report.refused}")
         return report.ok, report.writes, plan_rows(report.plans)
 
+    placements = Placements(tz)
+
+    def check(moment: datetime, label: str, rows: dict[str, Any]) -> None:
+        """The rule's plan and placement after the cycle at ``moment``, then remember it."""
+        after = events()
+        today = moment.date()
+        result.add(f"{label}: {p}" for p in check_target(after, today, tz))
+        ours = [(client_of(k), d) for k, e in ours_of(after).items()
+                if (d := event_day(e, tz)) is not None and client_of(k) is not None]
+        reference = expected_plans(meetings, ours, today, moment,  # type: ignore[arg-type]
+                                   windowed=ws is not None)
+        spots = placements.expect(reference, moment)
+        reference = placements.placed(reference, spots)
+        result.add(compare_plans(rows, reference, label))
+        result.add(check_reminders(after, today, tz, reference, label, spots=spots))
+        result.add(placements.observe(after, moment, label))
+
     moment = start
-    cycle(moment, f"{kind} {zone} start")
+    ok, _writes, rows = cycle(moment, f"{kind} {zone} start")
+    if ok:
+        check(moment, f"{kind} {zone} start", rows)
     for round_ in range(rounds):
         jumps = list(JUMPS)
         rng.shuffle(jumps)
@@ -848,19 +1072,13 @@ def _jumps(result: ClockResult, root: Path, zone: str, kind: str, rounds: int,
             ok, _writes, rows = cycle(moment, label)
             if not ok:
                 continue
-            after = events()
-            result.add(past_untouched(before, after, label))
-            result.add(f"{label}: {p}" for p in check_target(after, today, tz))
-            ours = [(client_of(k), d) for k, e in ours_of(after).items()
-                    if (d := event_day(e, tz)) is not None and client_of(k) is not None]
-            reference = expected_plans(meetings, ours, today, moment,  # type: ignore[arg-type]
-                                       windowed=ws is not None)
-            result.add(compare_plans(rows, reference, label))
-            result.add(check_reminders(after, today, tz, reference, label))
+            result.add(past_untouched(before, events(), label))
+            check(moment, label, rows)
             again_ok, again, _rows = cycle(moment, label + " (again)")
             if again_ok and again:
                 result.violations.append(f"{label}: a second cycle at the same moment made "
                                          f"{again} writes")
+            result.add(placements.observe(events(), moment, label + " (again)"))
     if state is not None:
         state.close()
 
@@ -886,6 +1104,7 @@ def run_need_marker_quoted(*, days: int = 60, zone: str = "Europe/London") -> Cl
     state = State(":memory:")
     source = MemorySource("work", [memory_event(m, tz) for m in meetings])
     target = MemoryTarget(stamp=lambda: STAMP)
+    placements = Placements(tz)
     for offset in range(days):
         moment = datetime.combine(date(2026, 3, 3) + timedelta(days=offset), time(9), tzinfo=tz)
         report = run_cycle(config, state, [source], target, moment.astimezone(UTC),
@@ -898,8 +1117,11 @@ def run_need_marker_quoted(*, days: int = 60, zone: str = "Europe/London") -> Cl
         reference = {c: p for c, p in expected_plans(meetings, ours, today,  # type: ignore[arg-type]
                                                      moment).items() if c in CLIENTS[:2]}
         label = f"{today}"
+        spots = placements.expect(reference, moment)
+        reference = placements.placed(reference, spots)
         result.add(compare_plans(plan_rows(report.plans), reference, label))
-        result.add(check_reminders(events, today, tz, reference, label))
+        result.add(check_reminders(events, today, tz, reference, label, spots=spots))
+        result.add(placements.observe(events, moment, label))
     state.close()
     return result
 

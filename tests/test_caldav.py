@@ -121,10 +121,13 @@ def test_sync_writes_one_reminder_per_due_client_then_nothing(setup: Setup):
     assert "Last contact: 2026-11-16 Acme review" in str(acme["description"])
     assert "Coffee: flat white" in str(acme["description"])
     (alarm,) = acme.walk("VALARM")
-    assert alarm["action"] == "DISPLAY" and alarm["trigger"].dt == timedelta(days=-1)
+    # synced at 08:00 for 09:30 the same day: a day ahead has passed, so as soon as possible
+    assert alarm["action"] == "DISPLAY" and alarm["trigger"].dt == -timedelta(minutes=90)
     assert "ATTENDEE" not in acme and "ORGANIZER" not in acme
     globex = written["globex.1"]
-    assert globex["dtstart"].dt.date().isoformat() == "2026-11-23", "overdue: today"
+    assert globex["dtstart"].dt == datetime(2026, 11, 23, 9, 30, tzinfo=TZ), "overdue: today"
+    (alarm,) = globex.walk("VALARM")
+    assert alarm["trigger"].dt == -timedelta(minutes=90)
 
     etags = {k: v[0] for k, v in setup.target().objects().items()}
     setup.proxy.reset()

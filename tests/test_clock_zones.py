@@ -7,23 +7,31 @@ after each clock change through the CLI too, many more jumps and rounds).
 from __future__ import annotations
 
 import os
-from datetime import date, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.scenarios_clock import (
     DAY_TIMES,
     ZONES,
+    CliWorkspace,
     ClockResult,
+    Meeting,
     add_months,
+    alarms_of,
     dst_changes,
+    ics_history,
+    reference_alarm,
     reference_plan,
+    reference_start,
     run_clock_and_zones,
     run_clock_jumps,
     run_mass_change_guard,
     run_need_marker_quoted,
     run_two_instances,
+    writes_of,
 )
 
 SOAK = os.environ.get("CLIENTLOVE_SOAK") == "1"
@@ -67,6 +75,74 @@ def test_clock_changes_are_found_in_the_tz_database():
     assert [(c.day, c.kind, c.odd) for c in santiago] == [
         (date(2026, 4, 4), "fold", time(23, 30)), (date(2026, 9, 6), "gap", time(0, 30))]
     assert {c.kind for c in dst_changes("Asia/Kolkata")} == {"none"}
+
+
+def test_reference_placement():
+    """The scenarios' own placement rule on the issue's examples (a Tuesday in London)."""
+    tz = ZoneInfo("Europe/London")
+    tuesday = date(2006, 5, 16)
+
+    def at(day: date, hh: int, mm: int = 0, ss: int = 0) -> datetime:
+        return datetime.combine(day, time(hh, mm, ss), tzinfo=tz)
+
+    wednesday = tuesday + timedelta(days=1)
+    assert reference_start(tuesday, at(tuesday, 9, 15), tz) == at(tuesday, 9, 30)
+    assert reference_start(tuesday, at(tuesday, 15, 0), tz) == at(tuesday, 15, 15)
+    assert reference_start(tuesday, at(tuesday, 15, 0, 1), tz) == at(tuesday, 15, 30)
+    assert reference_start(tuesday, at(tuesday, 16, 45), tz) == at(tuesday, 17, 0)
+    assert reference_start(tuesday, at(tuesday, 16, 46), tz) == at(wednesday, 9, 30)
+    friday = date(2006, 5, 19)
+    assert reference_start(friday, at(friday, 18), tz) == at(date(2006, 5, 22), 9, 30)
+    assert reference_alarm(at(wednesday, 9, 30), at(tuesday, 8), tz) == timedelta(days=1)
+    assert reference_alarm(at(tuesday, 15, 15), at(tuesday, 15), tz) == timedelta(minutes=15)
+    assert reference_alarm(at(tuesday, 15, 30), at(tuesday, 15, 0, 1), tz) == \
+        timedelta(minutes=29)
+    assert reference_alarm(at(tuesday, 9, 30), at(tuesday, 9, 40), tz) == timedelta(0)
+
+
+# -- placement bugs the scenarios' oracle follows for now ------------------------------------
+
+CHASING = (
+    "daemon bug: a reminder pushed to the next work day (too late today) is not 'held' by "
+    "placement.place (its day is not the planned day, today), so its as-soon-as-possible "
+    "alarm is recomputed and the event rewritten every cycle until midnight"
+)
+WALL_ALARM = (
+    "daemon bug: placement.alarm_for subtracts two datetimes with the same tzinfo, which "
+    "Python does on wall time: across a clock change the as-soon-as-possible alarm is an hour "
+    "off (here it fires an hour before the cycle that wrote it)"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=CHASING)
+def test_an_evening_pushed_reminder_is_not_rewritten_every_cycle(tmp_path: Path):
+    """Due today, synced after the working day: the reminder goes to tomorrow's slot and
+    stays as written while the service keeps running through the evening."""
+    tz = ZoneInfo("Europe/London")
+    ws = CliWorkspace(tmp_path, "Europe/London", clients=("Acme Corp",))
+    ws.write_history(ics_history([Meeting("m@clock.test", "Acme Corp", date(2006, 5, 1),
+                                          time(10))], tz))
+    assert ws.invoke("sync", now="2006-05-16T17:00").exit_code == 0
+    (first,) = ws.events()
+    assert first["dtstart"].dt == datetime(2006, 5, 17, 9, 30, tzinfo=tz)
+    assert alarms_of(first) == [timedelta(hours=16, minutes=30)]
+    for now in ("2006-05-16T17:05", "2006-05-16T21:00", "2006-05-16T23:55"):
+        synced = ws.invoke("sync", now=now)
+        assert synced.exit_code == 0 and writes_of(synced.stdout) == 0, (now, synced.stdout)
+    (event,) = ws.events()
+    assert (event["dtstart"].dt, alarms_of(event)) == (first["dtstart"].dt, alarms_of(first))
+
+
+@pytest.mark.xfail(strict=True, reason=WALL_ALARM)
+def test_alarm_as_soon_as_possible_across_a_clock_change(tmp_path: Path):
+    """Cairo moves its clocks on a Friday (2026-04-24, 00:00 -> 01:00): a reminder for that
+    Friday's slot written on Thursday at 23:45 alarms 8 h 45 min ahead, from the cycle on."""
+    ws = CliWorkspace(tmp_path, "Africa/Cairo", clients=("Acme Corp",))
+    ws.write_history(ics_history([], ZoneInfo("Africa/Cairo")))
+    assert ws.invoke("sync", now="2026-04-23T23:45").exit_code == 0
+    (event,) = ws.events()
+    assert event["dtstart"].dt == datetime(2026, 4, 24, 9, 30, tzinfo=ZoneInfo("Africa/Cairo"))
+    assert alarms_of(event) == [timedelta(hours=8, minutes=45)]
 
 
 # -- scenario 1: clock and zones -------------------------------------------------------------

@@ -130,14 +130,16 @@ def test_one_reminder_per_due_client_then_only_the_sync_call(setup: Setup):
     acme = ours["acme-corp.1"]
     assert acme["id"] == google_id("acme-corp.1")
     assert acme["reminders"] == {"useDefault": False,
-                                 "overrides": [{"method": "popup", "minutes": 1440}]}
+                                 "overrides": [{"method": "popup", "minutes": 90}]}, \
+        "synced at 08:00 for 09:30 the same day: as soon as possible, in minutes"
     assert acme["transparency"] == "transparent"
     assert "attendees" not in acme or acme["attendees"] == []
     assert "Last contact: 2026-11-16 Acme review" in acme["description"]
     assert set(setup.api.sent_updates) == {"none"}
     globex = ours["globex.1"]
     start = datetime.fromisoformat(globex["start"]["dateTime"].replace("Z", "+00:00"))
-    assert start.astimezone(TZ).date().isoformat() == "2026-11-23", "overdue: today"
+    assert start.astimezone(TZ).isoformat() == "2026-11-23T09:30:00+00:00", "overdue: today"
+    assert globex["reminders"]["overrides"] == [{"method": "popup", "minutes": 90}]
 
     setup.api.reset_counts()
     result = setup.run("sync", now="2026-11-23T09:00")

@@ -222,14 +222,14 @@ def reference_alarm(start: datetime, now: datetime, tz: tzinfo) -> timedelta:
 
 def reference_spot(day: date, now: datetime, tz: ZoneInfo, held: Spot | None) -> Spot:
     """Where the rule puts the reminder for ``day``. ``held`` is our unchanged pending
-    reminder as last seen: one already on ``day`` stays where it is when that day is today or
-    it already sits at the slot the rule gives (a clock set back moves it to the slot); its
-    alarm stays too once a day ahead has passed. One pushed to the next work day is not on
-    ``day`` and is placed afresh, as the engine does today (see ``CHASING`` in
-    test_clock_zones.py)."""
+    reminder as last seen: it stays where it is when it is on ``day`` and that day is today,
+    or when it already sits where the rule would place it now (after the working day, the next
+    work day's slot; a clock set back moves one elsewhere); its alarm stays too once a day
+    ahead has passed."""
     fresh = reference_start(day, now, tz)
-    if held is not None and held.start.astimezone(tz).date() == day and \
-            (day == now.astimezone(tz).date() or held.start == fresh):
+    today = now.astimezone(tz).date()
+    if held is not None and (held.start.astimezone(tz).date() == day == today
+                             or held.start == fresh):
         alarm = reference_alarm(held.start, now, tz)
         if alarm != ALARM_BEFORE and held.alarm is not None and \
                 timedelta(0) <= held.alarm <= ALARM_BEFORE:

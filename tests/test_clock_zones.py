@@ -100,21 +100,9 @@ def test_reference_placement():
     assert reference_alarm(at(tuesday, 9, 30), at(tuesday, 9, 40), tz) == timedelta(0)
 
 
-# -- placement bugs the scenarios' oracle follows for now ------------------------------------
-
-CHASING = (
-    "daemon bug: a reminder pushed to the next work day (too late today) is not 'held' by "
-    "placement.place (its day is not the planned day, today), so its as-soon-as-possible "
-    "alarm is recomputed and the event rewritten every cycle until midnight"
-)
-WALL_ALARM = (
-    "daemon bug: placement.alarm_for subtracts two datetimes with the same tzinfo, which "
-    "Python does on wall time: across a clock change the as-soon-as-possible alarm is an hour "
-    "off (here it fires an hour before the cycle that wrote it)"
-)
+# -- two placement bugs the scenarios' oracle found (fixed) ---------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=CHASING)
 def test_an_evening_pushed_reminder_is_not_rewritten_every_cycle(tmp_path: Path):
     """Due today, synced after the working day: the reminder goes to tomorrow's slot and
     stays as written while the service keeps running through the evening."""
@@ -133,7 +121,6 @@ def test_an_evening_pushed_reminder_is_not_rewritten_every_cycle(tmp_path: Path)
     assert (event["dtstart"].dt, alarms_of(event)) == (first["dtstart"].dt, alarms_of(first))
 
 
-@pytest.mark.xfail(strict=True, reason=WALL_ALARM)
 def test_alarm_as_soon_as_possible_across_a_clock_change(tmp_path: Path):
     """Cairo moves its clocks on a Friday (2026-04-24, 00:00 -> 01:00): a reminder for that
     Friday's slot written on Thursday at 23:45 alarms 8 h 45 min ahead, from the cycle on."""

@@ -62,7 +62,7 @@ MULTIGET_CHUNK = 250
 MAX_ANSWER = 64 << 20
 #: A calendar listing more objects than this is refused (a consultant's twenty years of
 #: meetings are some 50,000; a runaway server's listing never ends).
-MAX_OBJECTS = 200_000
+MAX_OBJECTS = 100_000
 #: The events of one read stay in memory up to this size, then spill to a temporary file.
 SPOOL_IN_MEMORY = 8 << 20
 

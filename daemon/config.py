@@ -348,6 +348,8 @@ class IcsSourceConfig(_Model):
     username: str | None = None
     credential: str | None = None
     timeout: float = Field(default=30.0, gt=0)
+    #: seconds a read may take in all; ``timeout`` bounds each wait for bytes
+    deadline: float = Field(default=300.0, gt=0)
     verify_tls: bool = True
 
     @field_validator("name", "username")
@@ -415,6 +417,8 @@ class _DavAccount(_Model):
     username: str | None = None
     credential: str | None = None
     timeout: float = Field(default=30.0, gt=0)
+    #: seconds a read may take in all; ``timeout`` bounds each wait for bytes
+    deadline: float = Field(default=300.0, gt=0)
     verify_tls: bool = True
 
     @field_validator("url")

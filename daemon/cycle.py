@@ -10,6 +10,7 @@ keys are derived, not random.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import random
 import time as clock
@@ -166,7 +167,11 @@ def read_sources(
             item.events = before
             usable = usable and before is not None
             continue
-        emptied = not changes.upserted and (
+        events = iter(changes.upserted)  # a streamed read can be consumed only once
+        first = next(events, None)
+        if first is not None:
+            changes = replace(changes, upserted=itertools.chain([first], events))
+        emptied = first is None and (
             changes.full or (changes.deleted and state.count_after(source.name, changes) == 0))
         if emptied and before is not None and before >= SOURCE_GUARD_MIN and not force:
             report.refused = (
@@ -176,7 +181,7 @@ def read_sources(
             )
             item.events = before
             continue
-        item.changed = changes.full or bool(changes.upserted or changes.deleted)
+        item.changed = changes.full or first is not None or bool(changes.deleted)
         item.events = state.apply_changes(source.name, changes, now)
     report.warnings.extend(scope.warnings)
     return usable

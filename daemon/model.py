@@ -8,7 +8,7 @@ types (and back) and nothing else crosses the boundary.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -96,9 +96,11 @@ class ChangeSet:
     ``full`` means ``upserted`` is the complete set of events of the source and everything
     not in it is gone; otherwise ``upserted`` and ``deleted`` (event ``ident`` values, or
     bare UIDs meaning every occurrence of that UID) are a delta against the last read.
+    ``upserted`` may be a one-pass iterator (a big read streams from a spool into the
+    state): consume it once.
     """
 
-    upserted: tuple[Event, ...] = ()
+    upserted: Iterable[Event] = ()
     deleted: tuple[str, ...] = ()
     cursor: str | None = None
     full: bool = False

@@ -8,6 +8,7 @@ is told so instead of acting on reminders that live elsewhere.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import sqlite3
@@ -21,6 +22,8 @@ from daemon.identity import make_key, parse_key
 from daemon.model import Attendee, ChangeSet, Event, PartStat, StoredReminder
 
 SCHEMA_VERSION = 1
+#: Events written per statement by ``apply_changes`` (what is held of a streamed read).
+BATCH = 500
 #: The meta row naming the target this state describes (absent in files of older versions).
 TARGET_META = "target"
 
@@ -217,17 +220,21 @@ class State:
         return row[0] if row else None
 
     def apply_changes(self, source: str, changes: ChangeSet, read_at: datetime) -> int:
-        """Store what a source reported, and its new cursor, in one transaction."""
+        """Store what a source reported, and its new cursor, in one transaction.
+
+        ``changes.upserted`` is consumed once, :data:`BATCH` events at a time, so a source
+        that streams its events never has them in memory all at once.
+        """
         with self.transaction() as db:
             if changes.full:
                 db.execute("DELETE FROM events WHERE source=?", (source,))
             for ident in changes.deleted:
                 db.execute("DELETE FROM events WHERE source=? AND (ident=? OR uid=?)",
                            (source, ident, ident))
-            db.executemany(
-                "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?)",
-                ((source, e.ident, e.uid, _event_to_json(e)) for e in changes.upserted),
-            )
+            upserted = iter(changes.upserted)
+            while batch := list(itertools.islice(upserted, BATCH)):
+                db.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?)",
+                               [(source, e.ident, e.uid, _event_to_json(e)) for e in batch])
             count = db.execute("SELECT COUNT(*) FROM events WHERE source=?",
                                (source,)).fetchone()[0]
             db.execute(

@@ -60,6 +60,7 @@ def build_source(cfg: Any) -> Source:
             username=cfg.username,
             secret=_secret_getter(cfg.credential),
             timeout=cfg.timeout,
+            deadline=cfg.deadline,
             verify_tls=cfg.verify_tls,
         )
     if cfg.type == "caldav":
@@ -67,7 +68,7 @@ def build_source(cfg: Any) -> Source:
 
         return CalDavSource(cfg.name, cfg.url, username=cfg.username,
                             secret=_secret_getter(cfg.credential), verify_tls=cfg.verify_tls,
-                            timeout=cfg.timeout)
+                            timeout=cfg.timeout, deadline=cfg.deadline)
     if cfg.type == "google":
         from providers.google import GoogleSource
 

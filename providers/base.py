@@ -43,13 +43,15 @@ from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
 from daemon.model import ChangeSet, ReadScope, Reminder, RemoteReminder
+from daemon.redact import redact_urls
 
 
 class ProviderError(Exception):
-    """Base of every error a provider reports. The message never carries a secret."""
+    """Base of every error a provider reports. The message never carries a secret: a URL
+    in it is cut to its scheme and host (a feed's path or query may be its password)."""
 
     def __init__(self, message: str, *, provider: str = "") -> None:
-        super().__init__(message)
+        super().__init__(redact_urls(message))
         self.provider = provider
 
     def __str__(self) -> str:
@@ -95,6 +97,11 @@ class Transient(ProviderError):
 
 class BadData(ProviderError):
     """The remote answered with something we cannot read (not a calendar, broken XML, ...)."""
+
+
+class TooSlow(ProviderError):
+    """A read went past its deadline (a server sending a byte now and then). Not retried
+    within the cycle: the next cycle tries again."""
 
 
 @dataclass(frozen=True, slots=True)

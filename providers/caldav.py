@@ -18,24 +18,27 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
-from datetime import datetime
-from typing import Any, ClassVar
+import pickle
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 import caldav
 import icalendar
 import niquests
+import requests
 from caldav.elements import cdav, dav
-from caldav.elements.base import ValuedBaseElement
 from caldav.lib import error as dav_error
-from caldav.lib.url import URL
 from lxml import etree
 
 from daemon.icsread import read_calendar
 from daemon.identity import reminder_hash
 from daemon.model import UID_DOMAIN, ChangeSet, Event, ReadScope, Reminder, RemoteReminder
+from daemon.redact import redact_url
 from daemon.reminder_ical import from_vevent, key_of, merge_calendar_text, to_calendar_text
 from providers.base import (
     AlreadyExists,
@@ -49,11 +52,23 @@ from providers.base import (
     TargetLimits,
     Transient,
 )
+from providers.fetch import DEFAULT_DEADLINE, Deadline, capped, watched, watched_session
+from providers.multistatus import Answer, Multistatus, read_multistatus
 
 log = logging.getLogger("clientlove.caldav")
 
 #: hrefs fetched per calendar-multiget REPORT
 MULTIGET_CHUNK = 250
+#: An answer of the source's (a sync listing, a multiget of MULTIGET_CHUNK objects) over this
+#: many bytes is refused while it streams: a runaway server must not fill the memory.
+MAX_ANSWER = 64 << 20
+#: A calendar listing more objects than this is refused (a consultant's twenty years of
+#: meetings are some 50,000; a runaway server's listing never ends).
+MAX_OBJECTS = 100_000
+#: The events of one read stay in memory up to this size, then spill to a temporary file.
+SPOOL_IN_MEMORY = 8 << 20
+
+USER_AGENT = "clientlove/0.1 (+https://github.com/clientlove/clientlove)"
 
 _OURS_QUERY = f"""<?xml version="1.0" encoding="utf-8"?>
 <C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
@@ -71,13 +86,8 @@ _MULTIGET = """<?xml version="1.0" encoding="utf-8"?>
   <D:href>{href}</D:href>
 </C:calendar-multiget>"""
 
+#: CalendarServer's collection tag: changes whenever anything in the calendar does.
 _CTAG = "{http://calendarserver.org/ns/}getctag"
-
-
-class CTag(ValuedBaseElement):
-    """CalendarServer's collection tag: changes whenever anything in the calendar does."""
-
-    tag: ClassVar[str] = _CTAG
 
 
 #: What the network and the library raise for a remote's trouble (never our own bugs).
@@ -181,26 +191,174 @@ class _Dav:
             self._client = None
 
 
-def _parse_objects(
-    objects: Iterable[tuple[str, str | None]], source: str, scope: ReadScope
-) -> tuple[list[Event], dict[str, list[str]]]:
-    """Events of every (href, data) pair, and the UIDs each href holds."""
-    events: list[Event] = []
-    uids: dict[str, list[str]] = {}
-    for href, data in objects:
-        if not data:
-            continue
-        before = len(scope.warnings)
-        found = read_calendar(data, source, scope)
-        for i in range(before, len(scope.warnings)):
-            scope.warnings[i] = f"{scope.warnings[i]} (at {href})"
-        events.extend(found)
-        uids[href] = sorted({e.uid for e in found})
-    return events, uids
+class _Spool:
+    """The events of a read, pickled to a temporary file as each answer is parsed, and
+    handed to the state from there: a big calendar never sits in memory whole."""
+
+    def __init__(self) -> None:
+        # closed by events() once read, else when the read is dropped
+        self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+        self.count = 0
+
+    def add(self, events: Iterable[Event]) -> None:
+        for event in events:
+            pickle.dump(event, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            self.count += 1
+
+    def events(self) -> Iterator[Event]:
+        """Each event once, in the order added; the file is closed at the end."""
+        with self._file as handle:
+            handle.seek(0)
+            for _ in range(self.count):
+                yield pickle.load(handle)  # our own file, written just above
+
+
+def _parse_into(spool: _Spool, href: str, data: str, source: str, scope: ReadScope) -> list[str]:
+    """Read one object's calendar-data into ``spool``; the UIDs it holds."""
+    before = len(scope.warnings)
+    found = read_calendar(data, source, scope)
+    for i in range(before, len(scope.warnings)):
+        scope.warnings[i] = f"{scope.warnings[i]} (at {href})"
+    spool.add(found)
+    return sorted({e.uid for e in found})
+
+
+def _uid_in(text: str) -> str:
+    """The UID an object's text names, for a warning about the object (``?`` if none)."""
+    match = _UID_LINE.search(text.replace("\r\n ", "").replace("\n ", ""))
+    return match.group(1).strip() if match else "?"
+
+
+_UID_LINE = re.compile(r"^UID[;:](?:[^:\r\n]*:)?([^\r\n]*)", re.MULTILINE | re.IGNORECASE)
+
+_SYNC = """<?xml version="1.0" encoding="utf-8"?>
+<D:sync-collection xmlns:D="DAV:">
+  <D:sync-token>{token}</D:sync-token><D:sync-level>1</D:sync-level>
+  <D:prop><D:getetag/></D:prop>
+</D:sync-collection>"""
+
+_MULTIGET = """<?xml version="1.0" encoding="utf-8"?>
+<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+  <D:prop><D:getetag/><C:calendar-data/></D:prop>
+  {hrefs}
+</C:calendar-multiget>"""
+
+_RANGE_QUERY = """<?xml version="1.0" encoding="utf-8"?>
+<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+  <D:prop><D:getetag/><C:calendar-data/></D:prop>
+  <C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">
+    <C:time-range start="{start}" end="{end}"/>
+  </C:comp-filter></C:comp-filter></C:filter>
+</C:calendar-query>"""
+
+_CTAG_PROPFIND = """<?xml version="1.0" encoding="utf-8"?>
+<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/">
+  <D:prop><CS:getctag/></D:prop>
+</D:propfind>"""
+
+_DATA = "{urn:ietf:params:xml:ns:caldav}calendar-data"
+#: sync-collection pages followed for one read (RFC 6578 3.6: a truncated answer, 507)
+MAX_SYNC_PAGES = 100
+
+
+class _SourceHttp:
+    """The source's own requests: streamed, capped, under the read's deadline, and every
+    answer a server can send turned into a typed error (never a library's TypeError)."""
+
+    def __init__(self, name: str, url: str, username: str | None,
+                 secret: Callable[[], str] | None, verify_tls: bool, timeout: float,
+                 max_answer: int) -> None:
+        self.name = name
+        self.url = url
+        self.username = username
+        self._secret = secret
+        self.verify_tls = verify_tls
+        self.timeout = timeout
+        self.max_answer = max_answer
+        self._session: requests.Session | None = None
+        self._auth: tuple[str, str] | None = None
+
+    def _ready(self) -> requests.Session:
+        if self._session is None:
+            if self.username is not None:
+                self._auth = (self.username, self._secret() if self._secret else "")
+            self._session = watched_session()
+        return self._session
+
+    def multistatus(self, method: str, url: str, body: str, depth: str, what: str,
+                    deadline: Deadline, each: Callable[[Answer], None],
+                    top: Multistatus | None = None) -> None:
+        """Call ``each`` with every response of one request answered with a DAV
+        multistatus (207), as it arrives; ``top`` receives the answer's sync token.
+
+        Any other answer raises: a status by its meaning (:func:`_status_error`; for a
+        REPORT 403/409/412 the caller may see :class:`PreconditionFailed`), a 2xx that is
+        not DAV XML (an HTML page, text) :class:`BadData`, an answer over the cap
+        :class:`BadData`, a server too slow :class:`TooSlow`, the network :class:`Transient`.
+        """
+        session = self._ready()
+        headers = {"Content-Type": "application/xml; charset=utf-8", "Depth": depth,
+                   "User-Agent": USER_AGENT}
+        try:
+            with watched(deadline, what, self.name), session.request(
+                    method, url, data=body.encode(), headers=headers, auth=self._auth,
+                    timeout=self.timeout, verify=self.verify_tls, stream=True,
+                    allow_redirects=False) as response:
+                self._check(response, what)
+                pieces = capped(response, self.max_answer, what, self.name)
+                for answer in read_multistatus(pieces, what, self.name, top):
+                    each(answer)
+        except requests.RequestException as exc:
+            raise Transient(f"{what}: {type(exc).__name__}", provider=self.name) from None
+
+    def _check(self, response: requests.Response, what: str) -> None:
+        status = response.status_code
+        if status != 207:
+            if status in (200, 204) or 300 <= status < 400:
+                kind = _content_kind(response.headers.get("Content-Type"))
+                raise BadData(f"{what}: HTTP {status} with {kind}, not a DAV multistatus "
+                              "(a login page or a captive portal?)", provider=self.name)
+            error = _status_error(status, what, self.name, response.headers.get("Retry-After"))
+            error = error or BadData(f"{what}: HTTP {status}", provider=self.name)
+            error.status = status  # type: ignore[attr-defined]
+            error.expired_token = (  # type: ignore[attr-defined]
+                status in (403, 409, 412) and _mentions_sync_token(response))
+            raise error
+        kind = response.headers.get("Content-Type", "")
+        if kind and "xml" not in kind.lower():
+            raise BadData(f"{what}: HTTP 207 with {_content_kind(kind)}, not DAV XML",
+                          provider=self.name)
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+
+def _content_kind(value: str | None) -> str:
+    """What an answer's Content-Type says it is, for a message."""
+    kind = (value or "").split(";")[0].strip().lower()
+    if not kind:
+        return "no content type"
+    return "an HTML page" if kind == "text/html" else re.sub(r"[^\w./+-]", "", kind)[:60]
+
+
+def _mentions_sync_token(response: requests.Response) -> bool:
+    """Whether an error answer names DAV:valid-sync-token (read at most 64 KB of it)."""
+    try:
+        head = response.raw.read(1 << 16, decode_content=True) or b""
+    except Exception:  # a cut connection: the status alone decides
+        return False
+    return b"valid-sync-token" in head
 
 
 class CalDavSource:
-    """History read from one calendar collection."""
+    """History read from one calendar collection.
+
+    Every request is streamed and parsed as it arrives, capped at ``max_answer`` bytes and
+    bounded, with all the others of one read, by ``deadline`` seconds; the events go to a
+    spool as each answer is parsed and reach the state from there.
+    """
 
     def __init__(
         self,
@@ -212,11 +370,16 @@ class CalDavSource:
         verify_tls: bool = True,
         timeout: float = 30.0,
         use_sync: bool = True,
+        deadline: float = DEFAULT_DEADLINE,
+        max_answer: int = MAX_ANSWER,
     ) -> None:
         self.name = name
         self.url = url if url.endswith("/") else url + "/"
+        self.shown = redact_url(self.url)
         self.use_sync = use_sync
-        self._dav = _Dav(name, self.url, username, secret, verify_tls, timeout)
+        self.deadline = deadline
+        self._http = _SourceHttp(name, self.url, username, secret, verify_tls, timeout,
+                                 max_answer)
 
     def changes(self, cursor: str | None, scope: ReadScope) -> ChangeSet:
         previous: dict[str, Any] = {}
@@ -225,95 +388,157 @@ class CalDavSource:
                 previous = json.loads(cursor)
             except ValueError:
                 previous = {}
+        if not isinstance(previous, dict):
+            previous = {}
         reusable = bool(previous) and scope.served_by(previous)
+        deadline = Deadline(self.deadline)
         if reusable and previous.get("mode") == "sync" and previous.get("token"):
             try:
-                return self._delta(previous, scope)
+                return self._delta(previous, scope, deadline)
             except CursorExpired:
                 log.info("%s: sync token expired, reading in full", self.name)
-        return self._full(previous if reusable else {}, scope)
+        return self._full(previous if reusable else {}, scope, deadline)
 
     # -- sync-collection -------------------------------------------------------------------
-    def _sync(self, token: str | None) -> tuple[str, set[str], set[str]]:
-        """``(new token, changed hrefs, deleted hrefs)`` from one sync-collection REPORT."""
-        calendar = self._dav.calendar(self.url)
+    def _sync(self, token: str | None, deadline: Deadline) -> tuple[str, set[str], set[str]]:
+        """``(new token, changed hrefs, deleted hrefs)`` from sync-collection REPORTs (a
+        truncated answer is followed with its new token)."""
+        own = _href(self.url).rstrip("/")
+        changed: set[str] = set()
+        deleted: set[str] = set()
+        current = token
+        truncated = [False]
+        listed = [0]
+
+        def note(answer: Answer) -> None:
+            listed[0] += 1
+            if listed[0] > MAX_OBJECTS:
+                raise BadData(f"sync {self.shown}: the calendar lists more than "
+                              f"{MAX_OBJECTS:,} objects; refused", provider=self.name)
+            href = unquote(urlsplit(answer.href).path)
+            if href.rstrip("/") == own:
+                truncated[0] = truncated[0] or answer.status == 507
+            elif answer.status == 404:
+                deleted.add(href)
+                changed.discard(href)
+            elif answer.status is not None and answer.status < 300:
+                changed.add(href)
+                deleted.discard(href)
+
+        for _page in range(MAX_SYNC_PAGES):
+            top = Multistatus()
+            truncated[0] = False
+            self._sync_page(current, token, deadline, note, top)
+            if not top.sync_token:
+                raise BadData(f"sync {self.shown}: the answer carries no sync token",
+                              provider=self.name)
+            current = top.sync_token
+            if not truncated[0]:
+                break
+        return current, changed, deleted
+
+    def _sync_page(self, token: str | None, first: str | None, deadline: Deadline,
+                   each: Callable[[Answer], None], top: Multistatus) -> None:
+        body = _SYNC.format(token=xml_escape(token or ""))
         try:
-            result = calendar.get_objects_by_sync_token(
-                sync_token=token, load_objects=False, disable_fallback=True)
-        except dav_error.RateLimitError as exc:
-            raise _translate(exc, f"sync {self.url}", self.name) from None
-        except dav_error.DAVError as exc:
-            conditions = [str(p) for p in (exc.preconditions or [])]
-            if token and (any("valid-sync-token" in c for c in conditions)
-                          or exc.status in (403, 409, 412)):
+            self._http.multistatus("REPORT", self.url, body, "1", f"sync {self.shown}",
+                                   deadline, each, top)
+        except ProviderError as exc:
+            status = getattr(exc, "status", None)
+            if first and (getattr(exc, "expired_token", False) or status in (403, 409, 412)):
                 # Radicale 403, Xandikos 412, others 409: all mean "read in full"
                 raise CursorExpired("sync token no longer valid", provider=self.name) from None
-            if exc.status in (400, 403, 405, 415, 501) and not token:
-                raise _Unsupported(str(exc.status)) from None
-            raise _translate(exc, f"sync {self.url}", self.name) from None
-        except FAULTS as exc:
-            raise _translate(exc, f"sync {self.url}", self.name) from None
-        deleted = {_href(u) for u in (getattr(result, "deleted_urls", None) or ())}
-        changed = {_href(o.url) for o in result.objects} - deleted
-        return str(result.sync_token), changed, deleted
+            if not first and status in (400, 403, 405, 415, 501):
+                raise _Unsupported(str(status)) from None
+            raise
 
-    def _multiget(self, hrefs: Iterable[str]) -> list[tuple[str, str | None]]:
-        calendar = self._dav.calendar(self.url)
+    def _multiget(self, hrefs: Iterable[str], scope: ReadScope, deadline: Deadline,
+                  spool: _Spool) -> dict[str, list[str]]:
+        """Read the objects at ``hrefs`` into ``spool``, a REPORT per chunk; the UIDs each
+        href holds."""
         wanted = sorted(hrefs)
-        out: list[tuple[str, str | None]] = []
+        uids: dict[str, list[str]] = {}
         for start in range(0, len(wanted), MULTIGET_CHUNK):
-            chunk = [URL.objectify(urljoin(self.url, quote(h)))
-                     for h in wanted[start:start + MULTIGET_CHUNK]]
-            objects = self._dav.call(f"multiget {self.url}",
-                                     lambda c=chunk: calendar.calendar_multiget(c))
-            out.extend((_href(o.url), o.data) for o in objects)
-        return out
+            chunk = wanted[start:start + MULTIGET_CHUNK]
+            body = _MULTIGET.format(hrefs="\n  ".join(
+                f"<D:href>{xml_escape(quote(h))}</D:href>" for h in chunk))
+            self._http.multistatus("REPORT", self.url, body, "1", f"multiget {self.shown}",
+                                   deadline, self._reader(scope, spool, uids))
+        return uids
+
+    def _reader(self, scope: ReadScope, spool: _Spool, uids: dict[str, list[str]]
+                ) -> Callable[[Answer], None]:
+        """What reads each answer's calendar-data into ``spool`` (and its UIDs into
+        ``uids``); one holding an XML entity is skipped with a warning naming its UID (an
+        entity is never resolved)."""
+
+        def read(answer: Answer) -> None:
+            href = unquote(urlsplit(answer.href).path)
+            data = answer.props.get(_DATA)
+            if answer.status is None or answer.status >= 300 or not data:
+                return
+            if _DATA in answer.entities:
+                names = ", ".join(f"&{n};" for n in sorted(set(answer.entities[_DATA])))
+                scope.warnings.append(
+                    f"{self.name}: skipped event {_uid_in(data)}: its calendar-data holds the "
+                    f"XML entity {names}, which is never resolved (at {href})")
+                return
+            uids[href] = _parse_into(spool, href, data, self.name, scope)
+
+        return read
 
     def _cursor(self, scope: ReadScope, **fields: Any) -> str:
         return json.dumps({**scope.fingerprint(), **fields}, sort_keys=True)
 
-    def _delta(self, previous: dict[str, Any], scope: ReadScope) -> ChangeSet:
-        token, changed, deleted = self._sync(previous["token"])
+    def _delta(self, previous: dict[str, Any], scope: ReadScope, deadline: Deadline
+               ) -> ChangeSet:
+        token, changed, deleted = self._sync(previous["token"], deadline)
         hrefs: dict[str, list[str]] = dict(previous.get("hrefs", {}))
         if not changed and not deleted:
             return ChangeSet(cursor=self._cursor(scope, mode="sync", token=token, hrefs=hrefs))
         gone: list[str] = []
         for href in changed | deleted:
             gone.extend(hrefs.pop(href, []))
-        events, uids = _parse_objects(self._multiget(changed), self.name, scope)
-        hrefs.update(uids)
-        return ChangeSet(upserted=tuple(events), deleted=tuple(gone),
+        spool = _Spool()
+        hrefs.update(self._multiget(changed, scope, deadline, spool))
+        return ChangeSet(upserted=spool.events(), deleted=tuple(gone),
                          cursor=self._cursor(scope, mode="sync", token=token, hrefs=hrefs))
 
-    def _full(self, previous: dict[str, Any], scope: ReadScope) -> ChangeSet:
+    def _full(self, previous: dict[str, Any], scope: ReadScope, deadline: Deadline
+              ) -> ChangeSet:
         if self.use_sync:
             try:
-                token, changed, _ = self._sync(None)
+                token, changed, _ = self._sync(None, deadline)
             except _Unsupported:
                 log.info("%s: no sync-collection support, using calendar-query", self.name)
                 self.use_sync = False
             else:
-                events, uids = _parse_objects(self._multiget(changed), self.name, scope)
-                return ChangeSet(upserted=tuple(events), full=True,
+                spool = _Spool()
+                uids = self._multiget(changed, scope, deadline, spool)
+                return ChangeSet(upserted=spool.events(), full=True,
                                  cursor=self._cursor(scope, mode="sync", token=token,
                                                      hrefs=uids))
-        return self._query(previous, scope)
+        return self._query(previous, scope, deadline)
 
-    def _query(self, previous: dict[str, Any], scope: ReadScope) -> ChangeSet:
+    def _query(self, previous: dict[str, Any], scope: ReadScope, deadline: Deadline
+               ) -> ChangeSet:
         """A server without sync: the ctag says whether to run a time-range query."""
-        calendar = self._dav.calendar(self.url)
-        props = self._dav.call(f"ctag {self.url}",
-                               lambda: calendar.get_properties([CTag()]))
-        ctag = props.get(_CTAG)
+        tags: list[str] = []
+        self._http.multistatus("PROPFIND", self.url, _CTAG_PROPFIND, "0", f"ctag {self.shown}",
+                               deadline, lambda a: tags.extend(filter(None, [a.props.get(_CTAG)])))
+        ctag = tags[0] if tags else None
         if ctag and previous.get("mode") == "query" and previous.get("ctag") == ctag:
             return ChangeSet(cursor=self._cursor(scope, mode="query", ctag=ctag))
-        found = self._dav.call(
-            f"query {self.url}",
-            lambda: calendar.search(start=scope.start, end=scope.end, event=True,
-                                    expand=False))
-        events, _ = _parse_objects(((_href(o.url), o.data) for o in found), self.name, scope)
-        return ChangeSet(upserted=tuple(events), full=True,
+        body = _RANGE_QUERY.format(start=_utc(scope.start), end=_utc(scope.end))
+        spool = _Spool()
+        self._http.multistatus("REPORT", self.url, body, "1", f"query {self.shown}", deadline,
+                               self._reader(scope, spool, {}))
+        return ChangeSet(upserted=spool.events(), full=True,
                          cursor=self._cursor(scope, mode="query", ctag=ctag))
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 class CalDavTarget(SequentialWrites):

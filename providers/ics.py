@@ -30,6 +30,7 @@ import requests
 
 from daemon.icsread import NotACalendar, read_calendar_stream
 from daemon.model import ChangeSet, Event, ReadScope, Reminder, RemoteReminder
+from daemon.redact import redact_url
 from daemon.reminder_ical import (
     add_timezones,
     from_vevent,
@@ -49,6 +50,7 @@ from providers.base import (
     TargetLimits,
     Transient,
 )
+from providers.fetch import DEFAULT_DEADLINE, Deadline, capped, watched, watched_session
 
 #: A downloaded calendar stays in memory up to this size, then spills to a temporary file.
 SPOOL_IN_MEMORY = 8 << 20
@@ -72,12 +74,17 @@ class IcsSource:
         timeout: float = 30.0,
         verify_tls: bool = True,
         session: requests.Session | None = None,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         if (path is None) == (url is None):
             raise ValueError("give exactly one of path or url")
         self.name = name
         self.path = path
         self.url = url
+        #: the URL as messages show it: its path or query may be the feed's password
+        self.shown = redact_url(url) if url is not None else ""
+        #: seconds the download may take in all (``timeout`` bounds each wait for bytes)
+        self.deadline = deadline
         self.username = username
         self._secret = secret
         self.timeout = timeout
@@ -99,7 +106,7 @@ class IcsSource:
             if reusable and previous.get("sha256") == meta["sha256"]:
                 return ChangeSet(cursor=json.dumps({**previous, **meta}, sort_keys=True))
             body.seek(0)
-            events = self._read(body, self.url, scope)  # type: ignore[arg-type]
+            events = self._read(body, self.shown, scope)
         return ChangeSet(upserted=tuple(events), full=True,
                          cursor=json.dumps({**scope.fingerprint(), **meta}, sort_keys=True))
 
@@ -142,7 +149,8 @@ class IcsSource:
                ) -> tuple[dict[str, object], bool]:
         """Download the calendar into ``body``: its validators and digest, and False when the
         server says it is unchanged (304, nothing written). The body is streamed (a big feed
-        spills to a temporary file) and refused beyond ``MAX_DOWNLOAD`` bytes."""
+        spills to a temporary file) and refused beyond ``MAX_DOWNLOAD`` bytes, or when it
+        takes longer than the deadline."""
         assert self.url is not None
         headers = {"User-Agent": USER_AGENT, "Accept": "text/calendar, */*;q=0.5"}
         if previous.get("etag"):
@@ -152,25 +160,22 @@ class IcsSource:
         auth = None
         if self.username is not None and self._secret is not None:
             auth = (self.username, self._secret())
-        session = self._session or requests.Session()
+        session = watched_session(self._session)
+        what = f"fetch {self.shown}"
         try:
-            with session.get(self.url, headers=headers, auth=auth, timeout=self.timeout,
-                             verify=self.verify_tls, stream=True) as response:
+            with watched(Deadline(self.deadline), what, self.name), \
+                    session.get(self.url, headers=headers, auth=auth, timeout=self.timeout,
+                                verify=self.verify_tls, stream=True) as response:
                 meta = self._check_status(response)
                 if response.status_code == 304:
                     return {**{k: previous[k] for k in ("etag", "last_modified")
                                if k in previous}, **meta}, False
                 digest = hashlib.sha256()
-                size = 0
-                for chunk in response.iter_content(chunk_size=1 << 16):
-                    size += len(chunk)
-                    if size > MAX_DOWNLOAD:
-                        raise BadData(f"{self.url} is over {MAX_DOWNLOAD >> 20} MB; refused",
-                                      provider=self.name)
+                for chunk in capped(response, MAX_DOWNLOAD, what, self.name):
                     digest.update(chunk)
                     body.write(chunk)
         except requests.RequestException as exc:
-            raise Transient(f"cannot fetch {self.url}: {type(exc).__name__}",
+            raise Transient(f"cannot fetch {self.shown}: {type(exc).__name__}",
                             provider=self.name) from None
         finally:
             if self._session is None:
@@ -187,15 +192,15 @@ class IcsSource:
         if status == 304:
             return meta
         if status in (401, 403):
-            raise AuthError(f"{self.url} refused access (HTTP {status}): check the username and "
+            raise AuthError(f"{self.shown} refused access (HTTP {status}): check the username and "
                             "credential", provider=self.name)
         if status == 404:
-            raise NotFound(f"{self.url} not found (HTTP 404)", provider=self.name)
+            raise NotFound(f"{self.shown} not found (HTTP 404)", provider=self.name)
         if status == 429 or status >= 500:
-            raise Transient(f"{self.url} answered HTTP {status}", provider=self.name,
+            raise Transient(f"{self.shown} answered HTTP {status}", provider=self.name,
                             retry_after=_retry_after(response.headers.get("Retry-After")))
         if status != 200:
-            raise BadData(f"{self.url} answered HTTP {status}", provider=self.name)
+            raise BadData(f"{self.shown} answered HTTP {status}", provider=self.name)
         return meta
 
 

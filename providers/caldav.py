@@ -80,12 +80,6 @@ _OURS_QUERY = f"""<?xml version="1.0" encoding="utf-8"?>
   </C:comp-filter></C:comp-filter></C:filter>
 </C:calendar-query>"""
 
-_MULTIGET = """<?xml version="1.0" encoding="utf-8"?>
-<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
-  <D:prop><D:getetag/><C:calendar-data/></D:prop>
-  <D:href>{href}</D:href>
-</C:calendar-multiget>"""
-
 #: CalendarServer's collection tag: changes whenever anything in the calendar does.
 _CTAG = "{http://calendarserver.org/ns/}getctag"
 
@@ -652,7 +646,7 @@ class CalDavTarget(SequentialWrites):
         GET's iCalendar body as XML and log the failure with a traceback.
         """
         collection = self.collection
-        body = _MULTIGET.format(href=xml_escape(quote(href)))
+        body = _MULTIGET.format(hrefs=f"<D:href>{xml_escape(quote(href))}</D:href>")
         response = self._dav.call(what, lambda: self._dav.client.report(collection, body,
                                                                         depth=1))
         error = _status_error(response.status, what, self.name,

@@ -119,4 +119,7 @@ def _main(name: str) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(_main(sys.argv[1]))
+    # Run as ``tests.hostile`` (not ``__main__``), so the cases register where _main looks.
+    from tests.hostile import _main as main
+
+    raise SystemExit(main(sys.argv[1]))

@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import re
+import select
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -409,8 +410,17 @@ class _GuardedServer(TcpWSGIServer):
         if len(self._map) < self.adj.connection_limit:
             self._full = False
             return True
-        self._make_room()
+        if self._someone_waits():
+            self._make_room()
         return False
+
+    def _someone_waits(self) -> bool:
+        """Whether a connection waits in the listen queue (only then is room made)."""
+        try:
+            ready, _, _ = select.select([self.socket], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return bool(ready)
 
     def _make_room(self) -> None:
         """Close the longest-waiting idle or half-received connection (one at a time)."""

@@ -50,6 +50,8 @@ log = logging.getLogger("clientlove.service")
 STUCK_FACTOR = 2
 #: how long a stop waits for the cycle in flight to finish its write batch (TimeoutStopSec is 2min)
 STOP_GRACE_S = 60.0
+#: how long a stop waits for a cycle that is not writing (reading a source, say) to end
+STOP_QUICK_S = 5.0
 
 
 @dataclass
@@ -81,6 +83,8 @@ class CycleRun:
     wake: threading.Event = field(default_factory=threading.Event)
     #: what it is doing ("reading source work"), for the report of an abandoned cycle
     phase: str = "starting"
+    #: a write batch (or the target's flush) is in flight: a stop waits for it
+    writing: bool = False
     #: guards ``finished``/``abandoned_at``: a cycle is either finished in time or abandoned
     lock: threading.Lock = field(default_factory=threading.Lock)
     finished: bool = False
@@ -96,6 +100,7 @@ class _Watched:
 
     _VERBS: ClassVar[dict[str, str]] = {
         "changes": "reading", "list_ours": "listing", "apply": "writing to", "flush": "saving"}
+    _WRITES = frozenset({"apply", "flush"})
 
     def __init__(self, inner: Any, kind: str, run: CycleRun) -> None:
         self._inner, self._kind, self._run = inner, kind, run
@@ -106,12 +111,16 @@ class _Watched:
         if verb is None or not callable(value):
             return value
         what = f"{self._kind} {self._inner.name}"
+        writes = name in self._WRITES
 
         def call(*args: Any, **kwargs: Any) -> Any:
             self._run.phase = f"{verb} {what}"
-            result = value(*args, **kwargs)
-            self._run.phase = f"working on what {what} answered"
-            return result
+            self._run.writing = writes
+            try:
+                return value(*args, **kwargs)
+            finally:
+                self._run.writing = False
+                self._run.phase = f"working on what {what} answered"
 
         return call
 
@@ -284,11 +293,15 @@ class Service:
         return self._wait(run)
 
     def _wait(self, run: CycleRun) -> CycleReport | None:
-        """Wait for ``run`` until its timeout (a stop shortens it to the write in flight)."""
+        """Wait for ``run`` until its timeout. A stop cuts that short: it waits for a write
+        batch in flight (``STOP_GRACE_S``), else only a moment (``STOP_QUICK_S``)."""
         timeout = self.cycle_timeout
+        if self.stop_event.is_set():  # a stop that came before request_stop saw this run
+            run.wake.set()
         run.wake.wait(timeout)
         if not run.done.is_set() and self.stop_event.is_set():
-            run.done.wait(max(0.0, min(STOP_GRACE_S, timeout - run.running_for())))
+            grace = STOP_GRACE_S if run.writing else STOP_QUICK_S
+            run.done.wait(max(0.0, min(grace, timeout - run.running_for())))
         with run.lock:
             if not run.finished:
                 run.abandoned_at = time.monotonic()
@@ -311,6 +324,8 @@ class Service:
                 if report is not None:
                     self._record(config, report, run, late)
                 run.report = report
+        except Exception:  # a bug in the bookkeeping: the log has it, the daemon goes on
+            log.exception("cycle failed")
         finally:
             run.done.set()
             run.wake.set()
@@ -370,12 +385,13 @@ class Service:
         log.info("%s", cycle_line(report))
 
     def _report_abandoned(self, run: CycleRun, timeout: float) -> None:
-        why = ("the service is stopping" if self.stop_event.is_set()
+        stopping = self.stop_event.is_set()
+        why = ("the service is stopping" if stopping
                else f"over service.cycle_timeout ({_seconds(timeout)})")
         text = (f"cycle abandoned after {_seconds(run.running_for())}, {why}, while "
                 f"{run.phase}; it sends no further writes, the next cycle tries again")
         self._abandoned = text
-        log.error("%s", text)
+        log.log(logging.WARNING if stopping else logging.ERROR, "%s", text)
         self.notifier.status(text)
 
     def _skip(self, previous: CycleRun) -> None:
@@ -531,7 +547,7 @@ class Service:
     def stopping(self) -> bool:
         return self.stop_event.is_set()
 
-    def close(self, grace: float = STOP_GRACE_S) -> None:
+    def close(self, grace: float = 2.0) -> None:
         """Stop the feed server and close the state (the end of :meth:`run`, and of tests).
 
         A cycle that does not let go of the state within ``grace`` keeps it: the process

@@ -174,17 +174,24 @@ def running_service(root: Path, source: dict, **config: Any
     creds = root / "creds"
     creds.mkdir(exist_ok=True)
     (creds / "feed-token").write_text(TOKEN + "\n")
+    before = os.environ.get("CREDENTIALS_DIRECTORY")
     os.environ["CREDENTIALS_DIRECTORY"] = str(creds)
     notes = Notifications(root / "notify.sock")
-    service = Service(write_config(root, source, **config), notifier=Notifier(str(notes.path)),
-                      backoff=FAST)
     try:
-        service._start_feed()
-        yield service, notes
+        service = Service(write_config(root, source, **config),
+                          notifier=Notifier(str(notes.path)), backoff=FAST)
+        try:
+            service._start_feed()
+            yield service, notes
+        finally:
+            service.request_stop()
+            service.close(grace=2.0)
     finally:
-        service.request_stop()
-        service.close(grace=2.0)
         notes.close()
+        if before is None:
+            os.environ.pop("CREDENTIALS_DIRECTORY", None)
+        else:
+            os.environ["CREDENTIALS_DIRECTORY"] = before
 
 
 def base_url(service: Service) -> str:

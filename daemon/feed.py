@@ -26,7 +26,6 @@ import json
 import logging
 import math
 import re
-import select
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -410,32 +409,31 @@ class _GuardedServer(TcpWSGIServer):
         if len(self._map) < self.adj.connection_limit:
             self._full = False
             return True
-        if self._someone_waits():
-            self._make_room()
-        return False
+        # at the limit: listen on only while some connection could give way (else a waiting
+        # client would wake the loop for nothing, again and again)
+        return self._victim() is not None
 
-    def _someone_waits(self) -> bool:
-        """Whether a connection waits in the listen queue (only then is room made)."""
-        try:
-            ready, _, _ = select.select([self.socket], [], [], 0)
-        except (OSError, ValueError):
-            return False
-        return bool(ready)
+    def handle_accept(self) -> None:
+        if len(self._map) >= self.adj.connection_limit:
+            victim = self._victim()
+            if victim is None:
+                return
+            if not self._full:
+                self._full = True
+                log.warning("feed: %d connections open (the limit); closing the ones that "
+                            "wait longest without a request in service to make room",
+                            len(self._map))
+            victim.will_close = True  # closed in this turn of the loop: the count holds
+        super().handle_accept()
 
-    def _make_room(self) -> None:
-        """Close the longest-waiting idle or half-received connection (one at a time)."""
-        channels = [c for c in list(self._map.values()) if isinstance(c, _GuardedChannel)]
-        if any(c.will_close and c.connected for c in channels):
-            return  # one is on its way out already; it frees its slot in this loop
-        victims = [c for c in channels if c.evictable]
+    def _victim(self) -> _GuardedChannel | None:
+        """The connection that has waited longest without a request in service; one still
+        receiving an answer goes last (its client did nothing wrong yet)."""
+        victims = [c for c in list(self._map.values())
+                   if isinstance(c, _GuardedChannel) and c.evictable]
         if not victims:
-            return
-        if not self._full:
-            self._full = True
-            log.warning("feed: %d connections open (the limit); closing the ones that wait "
-                        "longest without a request in service to make room", len(channels))
-        # a response still being sent goes last: its client did nothing wrong yet
-        min(victims, key=lambda c: (bool(c.total_outbufs_len), c.waiting_since)).will_close = True
+            return None
+        return min(victims, key=lambda c: (bool(c.total_outbufs_len), c.waiting_since))
 
 
 class FeedServer:

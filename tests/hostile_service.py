@@ -316,32 +316,41 @@ def _history(root: Path) -> Path:
 # --- point 10: slow clients -------------------------------------------------------------
 
 
+DRIP_START = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+
+
 class Drippers:
     """``count`` connections that each send a request line, then one header line every
     ``every`` seconds, and never the blank line that ends the request."""
 
     def __init__(self, port: int, count: int, every: float = 5.0) -> None:
-        self.sockets = []
+        self.port = port
         self.sent = 0
-        for _ in range(count):
-            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-            self.sent += 40
-            self.sockets.append(sock)
+        self.reconnects = 0
+        self.sockets = [self._connect() for _ in range(count)]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._drip, args=(every,), daemon=True)
         self._thread.start()
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        sock.sendall(DRIP_START)
+        self.sent += len(DRIP_START)
+        return sock
 
     def _drip(self, every: float) -> None:
         line = 0
         while not self._stop.wait(every):
             line += 1
-            for sock in list(self.sockets):
+            for index, sock in enumerate(self.sockets):
+                header = f"X-Drip-{line}: {line}\r\n".encode()
                 try:
-                    sock.sendall(f"X-Drip-{line}: {line}\r\n".encode())
-                    self.sent += 16
+                    sock.sendall(header)
+                    self.sent += len(header)
                 except OSError:  # the server closed it: connect again, as an attacker would
-                    self.sockets.remove(sock)
+                    sock.close()
+                    self.sockets[index] = self._connect()
+                    self.reconnects += 1
 
     def close(self) -> None:
         self._stop.set()

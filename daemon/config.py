@@ -914,12 +914,13 @@ class FeedConfig(_Model):
         return frozenset(hosts)
 
     def exposure_warning(self) -> str | None:
-        """Why this listener may expose the feed and /healthz in clear text, or ``None``."""
+        """Why this listener (``feed.listen``) may expose the feed and /healthz in clear
+        text, or ``None``."""
         if not self.enabled or is_loopback(self.host):
             return None
         if self.public_url and self.public_url.lower().startswith("https://"):
             return None
-        return (f"feed.listen {self.listen} is not a loopback address and no https:// "
+        return (f"{self.listen} is not a loopback address and no https:// "
                 "feed.public_url fronts it: the feed token and your clients' names would "
                 "travel unencrypted. Listen on 127.0.0.1 behind a TLS reverse proxy and set "
                 "feed.public_url to its https:// address")

@@ -492,7 +492,7 @@ class Service:
 
         warning = feed.exposure_warning()
         if warning:
-            log.warning("%s", warning)
+            log.warning("feed.listen %s", warning)
         token = self._feed_token()
         self._feed_app = make_app(token, self.feed, self.health, self.metrics,
                                   hosts=feed.served_hosts)

@@ -11,6 +11,7 @@ and its timeout only ends a broken run.
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import threading
@@ -113,10 +114,12 @@ def test_a_hung_cycle_is_abandoned_reported_and_the_next_one_runs(daemon_at, dri
     daemon = daemon_at({"type": "ics", "name": "work", "url": drip.url},
                        service={"cycle_timeout": "2s"})
     status = daemon.notify.wait_for("STATUS=cycle abandoned")
-    assert status == ("STATUS=cycle abandoned after 2 s, over service.cycle_timeout (2 s), "
-                      "while reading source work; it sends no further writes, the next cycle "
-                      "tries again")
-    assert any("ERROR" in line and "cycle abandoned after 2 s" in line for line in daemon.logs)
+    # "after N s": 2 or a little more on a loaded machine
+    assert re.fullmatch(r"STATUS=cycle abandoned after \d+ s, over service\.cycle_timeout "
+                        r"\(2 s\), while reading source work; it sends no further writes, the "
+                        r"next cycle tries again", status), status
+    assert any("ERROR" in line and status.removeprefix("STATUS=") in line
+               for line in daemon.logs)
     health = requests.get(daemon.url("/healthz"), timeout=10)
     assert health.status_code == 503
     body = health.json()
@@ -324,7 +327,7 @@ def test_a_listen_that_is_not_loopback_is_warned_about(tmp_path, monkeypatch):
         return result.output
 
     exposed = check(listen="192.0.2.10:8787")
-    assert "note: feed.listen: feed.listen 192.0.2.10:8787 is not a loopback address" in exposed
+    assert "note: feed.listen: 192.0.2.10:8787 is not a loopback address" in exposed
     assert "https:// feed.public_url" in exposed
     assert "not a loopback" in check(listen="0.0.0.0:8787",
                                      public_url="http://cal.example.org")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
 import os
 import re
 import string
@@ -93,6 +94,8 @@ class ConfigError(Exception):
 
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")
+#: a host name of one label or more ("calendar" on an intranet, "feed.example.org")
+_HOST_LABELS = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
 _EMAIL = re.compile(r"(?P<local>[a-z0-9!#$%&'*+/=?^_`{|}~.-]+)@(?P<host>.+)")
 
 
@@ -773,6 +776,35 @@ class AnnouncementConfig(_Model):
 # -- the whole file ------------------------------------------------------------------------
 
 
+#: The longest service.cycle_timeout: a stuck cycle must be caught within a couple of hours.
+MAX_CYCLE_TIMEOUT_S = 3600
+#: Host names that always mean this machine (RFC 6761 for localhost).
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_wildcard(host: str) -> bool:
+    return host.strip("[]") in ("", "0.0.0.0", "::", "*")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen host only reaches this machine (localhost, 127/8, ::1)."""
+    name = host.strip().strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def _span_or_zero(value: Any) -> Span:
     """A duration where none at all is a fair choice too (no jitter for a lone daemon)."""
     if isinstance(value, (int, float)) and value == 0:
@@ -791,18 +823,25 @@ class ServiceConfig(_Model):
                       PlainSerializer(str, return_type=str)] = Span(seconds=60)
     #: /healthz answers 503 once the last good cycle is older than this
     health_max_age: SpanValue = Span(seconds=3 * 3600)
+    #: a cycle still running after this is abandoned (no more writes from it) and reported;
+    #: one still running after twice this is stuck: the watchdog stops and systemd restarts
+    cycle_timeout: SpanValue = Span(seconds=5 * 60)
 
-    @field_validator("interval", "jitter", "health_max_age")
+    @field_validator("interval", "jitter", "health_max_age", "cycle_timeout")
     @classmethod
     def _no_months(cls, value: Span) -> Span:
         if value.months:
-            raise ValueError("must be given in minutes, hours or days")
+            raise ValueError("must be given in seconds, minutes, hours or days")
         return value
 
     @model_validator(mode="after")
     def _sane(self) -> ServiceConfig:
         if self.interval.to_timedelta().total_seconds() < 10:
             raise ValueError("interval must be at least 10 seconds")
+        timeout = self.cycle_timeout.to_timedelta().total_seconds()
+        if not 1 <= timeout <= MAX_CYCLE_TIMEOUT_S:
+            raise ValueError("cycle_timeout must be between 1 second and 1 hour (a stuck "
+                             "cycle is only caught after twice this)")
         return self
 
 
@@ -815,6 +854,9 @@ class FeedConfig(_Model):
     token_credential: str = "feed-token"
     #: the address people subscribe to, when a proxy fronts the listener
     public_url: str | None = None
+    #: more Host names the listener answers to (loopback names, the listen host and the
+    #: public_url's host always are); any other Host gets 421, against DNS rebinding
+    allowed_hosts: list[str] = []
 
     @field_validator("listen")
     @classmethod
@@ -836,6 +878,23 @@ class FeedConfig(_Model):
     def _public(cls, value: str | None) -> str | None:
         return None if value is None else str(IcsSourceConfig._url(value)).rstrip("/")
 
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value: Any) -> Any:
+        return _listify(value)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        names = []
+        for item in value:
+            name = item.strip().lower().removeprefix("[").removesuffix("]").rstrip(".")
+            if not (_is_ip(name) or _HOST_LABELS.fullmatch(name)):
+                raise ValueError(f"{item!r} is not a host name or IP address (no port, no "
+                                 "scheme: like feed.example.org)")
+            names.append(name)
+        return names
+
     @property
     def host(self) -> str:
         return self.listen.rpartition(":")[0].strip("[]")
@@ -843,6 +902,32 @@ class FeedConfig(_Model):
     @property
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
+
+    @property
+    def served_hosts(self) -> frozenset[str]:
+        """The Host names the listener answers to: loopback, the listen host (unless a
+        wildcard), the public URL's host and ``allowed_hosts``, all lower case."""
+        hosts = set(LOOPBACK_NAMES) | set(self.allowed_hosts)
+        listen = self.host.lower()
+        if listen and not _is_wildcard(listen):
+            hosts.add(listen)
+        if self.public_url:
+            public = urlsplit(self.public_url).hostname
+            if public:
+                hosts.add(public.lower().rstrip("."))
+        return frozenset(hosts)
+
+    def exposure_warning(self) -> str | None:
+        """Why this listener (``feed.listen``) may expose the feed and /healthz in clear
+        text, or ``None``."""
+        if not self.enabled or is_loopback(self.host):
+            return None
+        if self.public_url and self.public_url.lower().startswith("https://"):
+            return None
+        return (f"{self.listen} is not a loopback address and no https:// "
+                "feed.public_url fronts it: the feed token and your clients' names would "
+                "travel unencrypted. Listen on 127.0.0.1 behind a TLS reverse proxy and set "
+                "feed.public_url to its https:// address")
 
 
 class Config(_Model):

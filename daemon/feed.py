@@ -3,8 +3,16 @@
 Calendar apps cannot send auth headers, so the feed URL itself carries an unguessable token
 (``/<token>/clientlove.ics``). The app never touches the disk: the feed body only ever comes
 from the ``feed`` callable. Everything that is not exactly one of the three routes is a 404
-that says nothing about how close a guess was. Waitress (pure Python, well kept) brings the
-limits on header and body size and closes idle or stalled connections (``channel_timeout``).
+that says nothing about how close a guess was. A request naming a host this service is not
+known as (a DNS-rebinding page in a browser: ``Host: evil.example``) is a 421 before any route.
+
+Waitress (pure Python, well kept) brings the limits on header and body size and closes idle
+connections (``channel_timeout``). It does not bound how long a client may take to send one
+request: a byte now and then keeps a connection "active", and 100 such connections fill
+``connection_limit``, after which waitress stops accepting and every other client waits.
+:class:`FeedServer` adds both bounds: a request must arrive whole within ``request_timeout``,
+and at the connection limit the connection that has waited longest without a request in
+service is closed to make room, so a real client is always accepted.
 
 The token never reaches a log: requests are not logged, and paths that do get logged (an
 error, waitress's own messages) have every segment but the route names replaced by ``***``.
@@ -19,7 +27,8 @@ import logging
 import math
 import re
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -27,9 +36,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from waitress import wasyncore
-from waitress.server import create_server
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.server import TcpWSGIServer
+from waitress.task import ThreadedTaskDispatcher
 from waitress.trigger import trigger as Trigger
 
+from daemon.config import LOOPBACK_NAMES
 from daemon.metrics import Metrics
 
 log = logging.getLogger("clientlove.feed")
@@ -40,6 +53,14 @@ MAX_REQUEST_HEADER_SIZE = 16 * 1024
 MAX_REQUEST_BODY_SIZE = 64 * 1024
 #: A token must be URL-safe (never percent-encoded by a client) and long enough to be a secret.
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_~.-]{16,256}")
+
+#: A request must arrive whole (line, headers, body) within this many seconds.
+REQUEST_TIMEOUT = 10.0
+#: At most this many connections at once; at the limit the longest waiting one gives way.
+CONNECTION_LIMIT = 100
+#: A Host header as a client sends it: a name or IPv4 address, or an IPv6 one in brackets,
+#: with an optional port. Anything else (a list, a user@, a path) is not a host of ours.
+_HOST_HEADER = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::[0-9]{1,5})?")
 
 _ROUTE_NAMES = frozenset({"", "healthz", "metrics", FEED_NAME})
 _ETAG = re.compile(r'[\s,]*(?:(W/)?("[^"]*")|(\*))\s*(?:,|$)')
@@ -100,15 +121,22 @@ def make_app(
     feed: Callable[[], FeedDoc | None],
     health: Callable[[], tuple[bool, dict]],
     metrics: Metrics,
+    hosts: Collection[str] = LOOPBACK_NAMES,
 ) -> WSGIApp:
     """The WSGI app: ``/<token>/clientlove.ics``, ``/healthz``, ``/metrics``; 404 for the rest.
 
     ``token=None`` (none is configured, or it is unusable) still serves /healthz and /metrics;
     every feed URL then answers 503 saying how to make a token, so a subscriber sees why.
+    Only requests for one of ``hosts`` (``feed.served_hosts``; loopback names by default) are
+    answered: a browser page that rebinds its own name to 127.0.0.1 sends its own name as
+    Host and gets a bare 421, so it can read neither the health report nor the metrics.
     """
     secret = None if token is None else check_token(token).encode("ascii")
+    known = frozenset(h.lower().strip("[]").rstrip(".") for h in hosts)
 
     def route(environ: dict[str, Any]) -> Response:
+        if request_host(environ) not in known:
+            return _plain("421 Misdirected Request", "misdirected request\n")
         raw = _raw_path(environ)
         problem = _path_problem(raw, environ.get("PATH_INFO", ""))
         if problem is not None:
@@ -137,6 +165,24 @@ def make_app(
         return [body]
 
     return app
+
+
+def request_host(environ: dict[str, Any]) -> str | None:
+    """The host a request is for, lower case without port or brackets; ``None`` when it
+    names none in a form a client sends. An absolute-form target's authority wins over the
+    Host header (RFC 9112, 3.2.2)."""
+    uri = environ.get("REQUEST_URI") or environ.get("RAW_URI") or ""
+    if uri and not uri.startswith("/"):
+        try:
+            netloc = urlsplit(uri).netloc
+        except ValueError:
+            return None
+    else:
+        netloc = environ.get("HTTP_HOST") or ""
+    match = _HOST_HEADER.fullmatch(netloc.strip())
+    if match is None:
+        return None
+    return match.group(1).strip("[]").lower().rstrip(".")
 
 
 def _raw_path(environ: dict[str, Any]) -> str:
@@ -301,6 +347,95 @@ def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
+class _GuardedChannel(HTTPChannel):
+    """A waitress channel that knows since when its current request has been arriving."""
+
+    #: monotonic time the first byte of the request being received arrived (None: none is)
+    request_began: float | None = None
+    #: monotonic time of the last bytes received (or of the accept)
+    last_seen: float = 0.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.last_seen = time.monotonic()
+        super().__init__(*args, **kwargs)
+
+    def received(self, data: bytes) -> bool:
+        self.last_seen = time.monotonic()
+        if self.request_began is None and data:
+            self.request_began = self.last_seen
+        done = super().received(data)
+        if self.request is None:  # nothing half-received left over
+            self.request_began = None
+        return done
+
+    @property
+    def waiting_since(self) -> float:
+        return self.request_began if self.request_began is not None else self.last_seen
+
+    @property
+    def evictable(self) -> bool:
+        """No request of it is in service and it is not closing already."""
+        return not self.requests and not self.will_close and self.connected
+
+
+class _GuardedServer(TcpWSGIServer):
+    """Waitress's TCP server with a deadline per request and room for new clients.
+
+    ``maintenance`` (every ``cleanup_interval``) also closes a connection whose request has
+    been arriving for longer than ``request_timeout``; at ``connection_limit`` the listener
+    does not stop accepting (waitress's way, which lets 100 slow clients lock everyone out)
+    but closes the connection that has waited longest, without a request in service.
+    """
+
+    channel_class = _GuardedChannel
+    request_timeout: float = REQUEST_TIMEOUT
+    _full = False
+
+    def maintenance(self, now: float) -> None:
+        super().maintenance(now)
+        cutoff = time.monotonic() - self.request_timeout
+        for channel in list(self.active_channels.values()):
+            if (isinstance(channel, _GuardedChannel) and channel.evictable
+                    and channel.request_began is not None and channel.request_began < cutoff):
+                channel.will_close = True
+
+    def readable(self) -> bool:
+        now = time.time()
+        if now >= self.next_channel_cleanup:
+            self.next_channel_cleanup = now + self.adj.cleanup_interval
+            self.maintenance(now)
+        if not self.accepting:
+            return False
+        if len(self._map) < self.adj.connection_limit:
+            self._full = False
+            return True
+        # at the limit: listen on only while some connection could give way (else a waiting
+        # client would wake the loop for nothing, again and again)
+        return self._victim() is not None
+
+    def handle_accept(self) -> None:
+        if len(self._map) >= self.adj.connection_limit:
+            victim = self._victim()
+            if victim is None:
+                return
+            if not self._full:
+                self._full = True
+                log.warning("feed: %d connections open (the limit); closing the ones that "
+                            "wait longest without a request in service to make room",
+                            len(self._map))
+            victim.will_close = True  # closed in this turn of the loop: the count holds
+        super().handle_accept()
+
+    def _victim(self) -> _GuardedChannel | None:
+        """The connection that has waited longest without a request in service; one still
+        receiving an answer goes last (its client did nothing wrong yet)."""
+        victims = [c for c in list(self._map.values())
+                   if isinstance(c, _GuardedChannel) and c.evictable]
+        if not victims:
+            return None
+        return min(victims, key=lambda c: (bool(c.total_outbufs_len), c.waiting_since))
+
+
 class FeedServer:
     """Waitress in a background thread; binds at construction so :attr:`port` is known."""
 
@@ -311,6 +446,8 @@ class FeedServer:
         port: int,
         *,
         channel_timeout: float = 10.0,
+        request_timeout: float = REQUEST_TIMEOUT,
+        connection_limit: int = CONNECTION_LIMIT,
         threads: int = 4,
     ) -> None:
         _quiet_waitress()
@@ -318,16 +455,14 @@ class FeedServer:
         self._map: dict[int, Any] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        listen = f"{_bracket(host)}:{port}"
-        self._server = create_server(
-            app,
-            map=self._map,
-            listen=listen,
+        adj = Adjustments(
+            listen=f"{_bracket(host)}:{port}",
             threads=threads,
             # waitress takes whole seconds and checks idle channels every cleanup_interval:
             # check every second so a stalled client goes within about channel_timeout + 1 s.
             channel_timeout=max(1, math.ceil(channel_timeout)),
             cleanup_interval=1,
+            connection_limit=connection_limit,
             max_request_header_size=MAX_REQUEST_HEADER_SIZE,
             max_request_body_size=MAX_REQUEST_BODY_SIZE,
             clear_untrusted_proxy_headers=True,
@@ -336,9 +471,19 @@ class FeedServer:
             log_socket_errors=False,
             asyncore_use_poll=True,
         )
-        listening = getattr(self._server, "effective_listen", None)
-        self.port = int(listening[0][1] if listening else self._server.effective_port)
-
+        self._dispatcher = ThreadedTaskDispatcher()
+        self._dispatcher.set_thread_count(threads)
+        self._servers: list[_GuardedServer] = []
+        try:
+            for sockinfo in adj.listen:
+                server = _GuardedServer(app, map=self._map, dispatcher=self._dispatcher,
+                                        adj=adj, sockinfo=sockinfo)
+                server.request_timeout = request_timeout
+                self._servers.append(server)
+        except BaseException:
+            self._close()
+            raise
+        self.port = int(self._servers[0].effective_port)
     @property
     def url(self) -> str:
         return f"http://{_bracket(self.host)}:{self.port}"
@@ -371,5 +516,5 @@ class FeedServer:
             self._close()
 
     def _close(self) -> None:
-        self._server.task_dispatcher.shutdown(timeout=5)
+        self._dispatcher.shutdown(timeout=5)
         wasyncore.close_all(self._map)

@@ -61,6 +61,9 @@ def preflight(config: Any, *, resolve: Callable[[str], Any] = resolve_secret) ->
         findings += secrets.check("target.credential", target.credential)
     if config.feed.enabled:
         findings += _feed_token(config.feed.token_credential, secrets)
+        exposure = config.feed.exposure_warning()
+        if exposure:
+            findings.append(Finding("feed.listen", exposure, problem=False))
     if secrets.missing and not os.environ.get(CREDENTIALS_ENV):
         findings.append(Finding(
             "credentials",

@@ -1,9 +1,18 @@
 """``clientlove run``: the cycle every ``service.interval``, the feed, and systemd's protocol.
 
-Threads: the main thread waits for signals and reloads; APScheduler's worker runs the cycles
-(one at a time, ``max_instances=1``, missed runs coalesced); a watchdog thread pings systemd
-only while no cycle is stuck; waitress serves the feed. A cycle holds ``self._cycle_lock``,
-so a shutdown waits for the write in flight and nothing else touches the state meanwhile.
+Threads: the main thread waits for signals and reloads; APScheduler's worker starts the
+cycles (``max_instances=1``, missed runs coalesced) and waits for each; a watchdog thread pings
+systemd only while no cycle is stuck; waitress serves the feed.
+
+A cycle runs in a worker thread of its own, because a Python thread cannot be killed: the
+scheduler's thread waits for it at most ``service.cycle_timeout``. Past that the cycle is
+*abandoned*: it is told to send no further write batch, the status line, /healthz and the log
+say so, and the scheduler's thread is free. No new cycle starts while an abandoned one still
+runs (never two cycles writing at once, never two threads on the state): the next ones are
+skipped, and said so, until it returns. One still running after twice the timeout is *stuck*:
+the watchdog stops pinging and systemd restarts the service (``WatchdogSec=``), long before
+anything else would notice. A cycle holds ``self._cycle_lock`` while it touches the state, so
+a shutdown waits for the write in flight.
 """
 
 from __future__ import annotations
@@ -15,10 +24,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import icalendar
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -36,8 +45,13 @@ from providers.base import Source, Target
 
 log = logging.getLogger("clientlove.service")
 
-#: a cycle running longer than this is stuck: the watchdog stops pinging (systemd restarts us)
-STUCK_AFTER = timedelta(minutes=30)
+#: a cycle still running this many times ``service.cycle_timeout`` after it started is stuck:
+#: the watchdog stops pinging and systemd restarts the service
+STUCK_FACTOR = 2
+#: how long a stop waits for the cycle in flight to finish its write batch (TimeoutStopSec is 2min)
+STOP_GRACE_S = 60.0
+#: how long a stop waits for a cycle that is not writing (reading a source, say) to end
+STOP_QUICK_S = 5.0
 
 
 @dataclass
@@ -51,6 +65,73 @@ class Providers:
 def build_providers(config: Config, clock: Callable[[], datetime]) -> Providers:
     return Providers([build_source(s) for s in config.sources],
                      build_target(config.target, stamp=clock, tz=config.tz))
+
+
+@dataclass
+class CycleRun:
+    """One cycle in its worker thread, as the service sees it from outside."""
+
+    number: int
+    started: float  # time.monotonic()
+    #: time.perf_counter() at the start, for the cycle-duration metric
+    perf: float = field(default_factory=time.perf_counter)
+    #: set when the cycle is abandoned (or the service stops): it sends no further write batch
+    stop: threading.Event = field(default_factory=threading.Event)
+    #: set when the worker has returned
+    done: threading.Event = field(default_factory=threading.Event)
+    #: set when the waiter should look again: the worker returned, or the service is stopping
+    wake: threading.Event = field(default_factory=threading.Event)
+    #: what it is doing ("reading source work"), for the report of an abandoned cycle
+    phase: str = "starting"
+    #: a write batch (or the target's flush) is in flight: a stop waits for it
+    writing: bool = False
+    #: guards ``finished``/``abandoned_at``: a cycle is either finished in time or abandoned
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    finished: bool = False
+    abandoned_at: float | None = None
+    stuck_reported: bool = False
+
+    def running_for(self) -> float:
+        return time.monotonic() - self.started
+
+
+class _Watched:
+    """A provider whose calls record in the run what the cycle is doing (only that)."""
+
+    _VERBS: ClassVar[dict[str, str]] = {
+        "changes": "reading", "list_ours": "listing", "apply": "writing to", "flush": "saving"}
+    _WRITES = frozenset({"apply", "flush"})
+
+    def __init__(self, inner: Any, kind: str, run: CycleRun) -> None:
+        self._inner, self._kind, self._run = inner, kind, run
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        verb = self._VERBS.get(name)
+        if verb is None or not callable(value):
+            return value
+        what = f"{self._kind} {self._inner.name}"
+        writes = name in self._WRITES
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._run.phase = f"{verb} {what}"
+            self._run.writing = writes
+            try:
+                return value(*args, **kwargs)
+            finally:
+                self._run.writing = False
+                self._run.phase = f"working on what {what} answered"
+
+        return call
+
+
+def _seconds(value: float) -> str:
+    """A duration for people: ``45 s``, ``5 min``, ``5 min 30 s``."""
+    whole = round(value)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, rest = divmod(whole, 60)
+    return f"{minutes} min" + (f" {rest} s" if rest else "")
 
 
 def reminders_view(remote: Sequence[RemoteReminder], name: str, stamp: datetime,
@@ -160,7 +241,15 @@ class Service:
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
         self._cycle_lock = threading.Lock()
-        self._cycle_started: float | None = None
+        #: guards the swap of config and providers on reload (never held during I/O)
+        self._swap_lock = threading.Lock()
+        self._next_providers: Providers | None = None
+        #: guards starting a cycle: one at a time, never while an abandoned one still runs
+        self._start_lock = threading.Lock()
+        self._run: CycleRun | None = None
+        self._runs = 0
+        #: the report of the last abandoned cycle, until a cycle finishes again
+        self._abandoned: str | None = None
         self.last_report: CycleReport | None = None
         self.last_success: datetime | None = None
         self.cycles = 0
@@ -179,53 +268,150 @@ class Service:
         self.scheduler = BackgroundScheduler(timezone=UTC)
 
     # -- the cycle ----------------------------------------------------------------------------
+    @property
+    def cycle_timeout(self) -> float:
+        return self.config.service.cycle_timeout.to_timedelta().total_seconds()
+
     def cycle(self) -> CycleReport | None:
-        """One cycle; never raises (a failing provider lands in the report and the status)."""
-        if self.stop_event.is_set():
-            return None
-        with self._cycle_lock:
+        """One cycle in a worker, waited for at most ``service.cycle_timeout``.
+
+        Never raises: a failing provider lands in the report and the status, a bug in the
+        log. ``None`` when no report came: stopping, an internal error, the cycle abandoned
+        over its timeout, or skipped because an abandoned one still runs.
+        """
+        with self._start_lock:
             if self.stop_event.is_set():
                 return None
-            self._cycle_started = time.monotonic()
-            started = time.perf_counter()
-            try:
-                config, providers = self.config, self.providers
-                report = run_cycle(config, self.state, providers.sources, providers.target,
-                                   self.clock(), stop=self.stop_event.is_set,
-                                   backoff=self.backoff)
-            except Exception:  # a bug must not take the daemon down: report it, go on
-                log.exception("cycle failed")
-                self.notifier.status("last cycle failed with an internal error; see the log")
+            previous = self._run
+            if previous is not None and not previous.done.is_set():
+                self._skip(previous)
                 return None
-            finally:
-                self._cycle_started = None
-            self.cycles += 1
-            self.last_report = report
+            self._runs += 1
+            run = self._run = CycleRun(self._runs, time.monotonic())
+            threading.Thread(target=self._work, args=(run,), name=f"cycle-{run.number}",
+                             daemon=True).start()
+        return self._wait(run)
+
+    def _wait(self, run: CycleRun) -> CycleReport | None:
+        """Wait for ``run`` until its timeout. A stop cuts that short: it waits for a write
+        batch in flight (``STOP_GRACE_S``), else only a moment (``STOP_QUICK_S``)."""
+        timeout = self.cycle_timeout
+        if self.stop_event.is_set():  # a stop that came before request_stop saw this run
+            run.wake.set()
+        run.wake.wait(timeout)
+        if not run.done.is_set() and self.stop_event.is_set():
+            grace = STOP_GRACE_S if run.writing else STOP_QUICK_S
+            run.done.wait(max(0.0, min(grace, timeout - run.running_for())))
+        with run.lock:
+            if not run.finished:
+                run.abandoned_at = time.monotonic()
+                run.stop.set()
+        if run.abandoned_at is not None:
+            self._report_abandoned(run, timeout)
+            return None
+        run.done.wait()  # it finished its cycle in time and is recording it: quick
+        return run.report
+
+    def _work(self, run: CycleRun) -> None:
+        """The worker: the cycle, then what the service does with its report."""
+        try:
+            with self._cycle_lock:
+                config, providers = self._current()
+                report = self._run_cycle(config, providers, run)
+                with run.lock:
+                    run.finished = True
+                    late = run.abandoned_at is not None
+                if report is not None:
+                    self._record(config, report, run, late)
+                run.report = report
+        except Exception:  # a bug in the bookkeeping: the log has it, the daemon goes on
+            log.exception("cycle failed")
+        finally:
+            run.done.set()
+            run.wake.set()
+
+    def _current(self) -> tuple[Config, Providers]:
+        """The config and providers for this cycle: a reload's new ones from now on."""
+        with self._swap_lock:
+            if self._next_providers is not None:
+                self.providers, self._next_providers = self._next_providers, None
+                self._feed_key = None
+            return self.config, self.providers
+
+    def _run_cycle(self, config: Config, providers: Providers,
+                   run: CycleRun) -> CycleReport | None:
+        try:
+            return run_cycle(
+                config, self.state,
+                [_Watched(source, "source", run) for source in providers.sources],
+                _Watched(providers.target, "target", run),  # type: ignore[arg-type]
+                self.clock(),
+                stop=lambda: self.stop_event.is_set() or run.stop.is_set(),
+                backoff=self.backoff)
+        except Exception:  # a bug must not take the daemon down: report it, go on
+            log.exception("cycle failed")
+            self.notifier.status("last cycle failed with an internal error; see the log")
+            return None
+
+    def _record(self, config: Config, report: CycleReport, run: CycleRun, late: bool) -> None:
+        """Log, count and publish a finished cycle's report. An abandoned one that returns
+        after all is no success (it stopped writing when abandoned), but what it did write
+        is shown: in the feed, the metrics and one log line."""
+        self.cycles += 1
+        self.last_report = report
+        if late:
+            text = (f"the abandoned cycle {run.number} finished after all, after "
+                    f"{_seconds(run.running_for())}: {_plural(len(report.written), 'reminder')}"
+                    " written before it was abandoned; the next cycle does the rest")
+            log.warning("%s", text)
+        else:
+            self._abandoned = None
             if report.ok:
                 self.last_success = report.now
-            for warning in report.warnings:
-                log.warning("%s", warning)
-            for error in report.errors:
-                log.error("%s", error)
-            if report.refused:
-                log.error("refused: %s", report.refused)
-            self.metrics.observe(report, time.perf_counter() - started)
-            self._update_feed(report)
-            self._retry_listen()
-            problem = self.feed_problem()
-            self.notifier.status(report.summary() + (f"; feed: {problem}" if problem else ""))
-            log.info("%s", cycle_line(report))
-            return report
+        for warning in report.warnings:
+            log.warning("%s", warning)
+        for error in report.errors:
+            log.error("%s", error)
+        if report.refused:
+            log.error("refused: %s", report.refused)
+        self.metrics.observe(report, time.perf_counter() - run.perf)
+        self._update_feed(config, report)
+        self._retry_listen()
+        if late:
+            self.notifier.status(text)
+            return
+        problem = self.feed_problem()
+        self.notifier.status(report.summary() + (f"; feed: {problem}" if problem else ""))
+        log.info("%s", cycle_line(report))
+
+    def _report_abandoned(self, run: CycleRun, timeout: float) -> None:
+        stopping = self.stop_event.is_set()
+        why = ("the service is stopping" if stopping
+               else f"over service.cycle_timeout ({_seconds(timeout)})")
+        text = (f"cycle abandoned after {_seconds(run.running_for())}, {why}, while "
+                f"{run.phase}; it sends no further writes, the next cycle tries again")
+        self._abandoned = text
+        log.log(logging.WARNING if stopping else logging.ERROR, "%s", text)
+        self.notifier.status(text)
+
+    def _skip(self, previous: CycleRun) -> None:
+        text = (f"cycle skipped: the abandoned cycle {previous.number} is still running "
+                f"({_seconds(previous.running_for())}, {previous.phase}); the next one tries "
+                "again")
+        log.warning("%s", text)
+        self.notifier.status(text)
 
     def stuck(self) -> bool:
-        started = self._cycle_started
-        return started is not None and time.monotonic() - started > STUCK_AFTER.total_seconds()
+        """A cycle still running ``STUCK_FACTOR`` times its timeout after it started."""
+        run = self._run
+        return (run is not None and not run.done.is_set()
+                and run.running_for() > STUCK_FACTOR * self.cycle_timeout)
 
     # -- the feed -----------------------------------------------------------------------------
-    def _update_feed(self, report: CycleReport) -> None:
+    def _update_feed(self, config: Config, report: CycleReport) -> None:
         from daemon.feed import feed_doc
 
-        target = self.config.target
+        target = config.target
         if target.type == "ics":
             try:
                 stat = target.path.stat()
@@ -242,7 +428,7 @@ class Service:
         # rebuilt (with a new DTSTAMP, so a new ETag) only when a held reminder changed
         key = listing_digest(report.remote)
         if key != self._feed_key:
-            body = reminders_view(report.remote, "Client love", report.now, self.config.tz)
+            body = reminders_view(report.remote, "Client love", report.now, config.tz)
             self._feed_doc = feed_doc(body, report.now)
             self._feed_key = key
 
@@ -264,6 +450,14 @@ class Service:
                 info["refused"] = report.refused
         ok = self.last_success is not None and now - self.last_success <= max_age
         info["status"] = "ok" if ok else ("starting" if report is None else "failing")
+        run = self._run
+        if run is not None and not run.done.is_set():
+            info["running"] = f"cycle {run.number} for {_seconds(run.running_for())}, {run.phase}"
+        if self._abandoned:
+            info["abandoned"] = self._abandoned
+        if self.stuck():
+            ok = False
+            info["status"] = "stuck"
         info["feed"] = self.feed_state()
         return ok, info
 
@@ -296,8 +490,12 @@ class Service:
             return
         from daemon.feed import make_app
 
+        warning = feed.exposure_warning()
+        if warning:
+            log.warning("feed.listen %s", warning)
         token = self._feed_token()
-        self._feed_app = make_app(token, self.feed, self.health, self.metrics)
+        self._feed_app = make_app(token, self.feed, self.health, self.metrics,
+                                  hosts=feed.served_hosts)
         self._listen()
 
     def _feed_token(self) -> str | None:
@@ -349,10 +547,20 @@ class Service:
     def stopping(self) -> bool:
         return self.stop_event.is_set()
 
-    def close(self) -> None:
-        """Stop the feed server and close the state (the end of :meth:`run`, and of tests)."""
-        with self._cycle_lock:
-            self.state.close()
+    def close(self, grace: float = 2.0) -> None:
+        """Stop the feed server and close the state (the end of :meth:`run`, and of tests).
+
+        A cycle that does not let go of the state within ``grace`` keeps it: the process
+        ends around it (SQLite's journal makes that as safe as a kill).
+        """
+        if self._cycle_lock.acquire(timeout=grace):
+            try:
+                self.state.close()
+            finally:
+                self._cycle_lock.release()
+        else:
+            log.error("a cycle is still running after %s; stopping without waiting for it",
+                      _seconds(grace))
         if self._feed_server is not None:
             self._feed_server.stop()
             self._feed_server = None
@@ -368,10 +576,10 @@ class Service:
             self.notifier.send("READY=1", "STATUS=reload refused: the new config is invalid; "
                                "running on the old one")
             return False
-        with self._cycle_lock:
+        providers = build_providers(config, self.clock)
+        with self._swap_lock:  # the next cycle takes them; one in flight keeps its own
             self.config = config
-            self.providers = build_providers(config, self.clock)
-            self._feed_key = None
+            self._next_providers = providers
         self._schedule()
         log.info("config reloaded from %s", self.config_path)
         self.notifier.send("READY=1", "STATUS=config reloaded")
@@ -388,15 +596,33 @@ class Service:
 
     def _watchdog(self, every: float) -> None:
         while not self.stop_event.wait(every):
-            if self.stuck():
-                log.error("a cycle has run for over %s: not pinging the watchdog", STUCK_AFTER)
-                continue
-            self.notifier.watchdog()
+            self.watchdog_tick()
+
+    def watchdog_tick(self) -> bool:
+        """Ping systemd's watchdog unless a cycle is stuck; True when it pinged."""
+        run = self._run
+        if run is not None and self.stuck():
+            if not run.stuck_reported:
+                run.stuck_reported = True
+                text = (f"stuck: cycle {run.number} has run for {_seconds(run.running_for())} "
+                        f"({run.phase}) and does not return; no more watchdog pings, so "
+                        "systemd restarts the service")
+                log.error("%s", text)
+                self.notifier.status(text)
+            return False
+        return self.notifier.watchdog()
+
+    def request_stop(self) -> None:
+        """Stop after the write in flight: no new cycle, the waiting one looks again."""
+        self.stop_event.set()
+        run = self._run
+        if run is not None:
+            run.wake.set()
 
     def install_signals(self) -> None:
         def stop(signum: int, _frame: Any) -> None:
             log.info("signal %s: stopping after the write in flight", signal.Signals(signum).name)
-            self.stop_event.set()
+            self.request_stop()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
@@ -422,7 +648,7 @@ class Service:
                     self.reload()
         finally:
             self.notifier.stopping()
-            self.stop_event.set()
+            self.request_stop()
             self.scheduler.shutdown(wait=True)  # the cycle in flight ends its current write
             self.close()
             log.info("stopped")

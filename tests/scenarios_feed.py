@@ -62,19 +62,19 @@ def run_feed_abuse(rounds: int = 1, seed: int = 3) -> ScenarioResult:
     app = make_app(TOKEN, lambda: doc, lambda: (True, {"status": "ok"}), Metrics())
     server = FeedServer(app, "127.0.0.1", 0, channel_timeout=2)
     server.start()
-    good = f"GET /{TOKEN}/clientlove.ics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    good = f"GET /{TOKEN}/clientlove.ics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     try:
         for _ in range(rounds):
             for path in PATHS:
-                reply = _raw(server.port, f"GET {path} HTTP/1.1\r\nHost: x\r\n"
+                reply = _raw(server.port, f"GET {path} HTTP/1.1\r\nHost: localhost\r\n"
                                           "Connection: close\r\n\r\n".encode("latin-1"))
                 result.inputs += 1
                 if not 400 <= _status(reply) < 500 or SECRET_FILE_MARK in reply:
                     result.violations.append(f"{path!r}: answered {_status(reply)}")
             huge = "X-Fill: " + "a" * (64 * 1024)
-            for probe in (f"GET / HTTP/1.1\r\nHost: x\r\n{huge}\r\n\r\n",
-                          "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n"
-                          "\r\n" + "x" * 70000,
+            for probe in (f"GET / HTTP/1.1\r\nHost: localhost\r\n{huge}\r\n\r\n",
+                          "POST /healthz HTTP/1.1\r\nHost: localhost\r\n"
+                          "Content-Length: 999999999\r\n\r\n" + "x" * 70000,
                           "garbage\r\n\r\n", "GET /" + "a" * 70000 + " HTTP/1.1\r\n\r\n"):
                 reply = _raw(server.port, probe.encode())
                 result.inputs += 1

@@ -140,8 +140,8 @@ def raw(server: FeedServer, data: bytes, timeout: float = 5.0) -> bytes:
 
 
 def raw_get(server: FeedServer, target: str, method: str = "GET") -> tuple[int, bytes]:
-    answer = raw(server, f"{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-                 .encode("latin-1"))
+    answer = raw(server, f"{method} {target} HTTP/1.1\r\nHost: localhost\r\n"
+                         "Connection: close\r\n\r\n".encode("latin-1"))
     return int(answer.split(b" ", 2)[1]), answer
 
 
@@ -304,7 +304,8 @@ def test_token_check_is_constant_time_compare(monkeypatch, fake, metrics):
     app = make_app(TOKEN, fake.feed, fake.check, metrics)
     statuses = []
     app({"REQUEST_METHOD": "GET", "PATH_INFO": "/abc/clientlove.ics",
-         "REQUEST_URI": "/abc/clientlove.ics"}, lambda s, h: statuses.append(s))
+         "REQUEST_URI": "/abc/clientlove.ics", "HTTP_HOST": "localhost"},
+        lambda s, h: statuses.append(s))
     assert statuses == ["404 Not Found"]
     assert seen == [(b"abc", TOKEN.encode())]
 
@@ -420,19 +421,19 @@ def test_absolute_form_request_target_still_needs_the_token(server):
 
 def test_oversized_headers_are_refused(server):
     big = b"X-Junk: " + b"a" * (64 * 1024) + b"\r\n"
-    answer = raw(server, f"GET {FEED} HTTP/1.1\r\nHost: x\r\n".encode() + big + b"\r\n")
+    answer = raw(server, f"GET {FEED} HTTP/1.1\r\nHost: localhost\r\n".encode() + big + b"\r\n")
     status = int(answer.split(b" ", 2)[1])
     assert 400 <= status < 500
     assert b"BEGIN:VCALENDAR" not in answer
     many = b"".join(b"X-H%d: %s\r\n" % (i, b"b" * 100) for i in range(400))
-    answer = raw(server, f"GET {FEED} HTTP/1.1\r\nHost: x\r\n".encode() + many + b"\r\n")
+    answer = raw(server, f"GET {FEED} HTTP/1.1\r\nHost: localhost\r\n".encode() + many + b"\r\n")
     assert 400 <= int(answer.split(b" ", 2)[1]) < 500
     assert_alive(server)
 
 
 def test_oversized_body_is_refused(server):
-    answer = raw(server, b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n"
-                 + b"z" * 100_000)
+    answer = raw(server, b"POST /healthz HTTP/1.1\r\nHost: localhost\r\n"
+                         b"Content-Length: 1000000\r\n\r\n" + b"z" * 100_000)
     status = int(answer.split(b" ", 2)[1])
     assert 400 <= status < 500
     assert_alive(server)
@@ -497,7 +498,7 @@ def test_stalled_client_is_dropped_while_others_are_served(slow_server):
 
 def test_idle_keepalive_connection_is_closed(slow_server):
     with socket.create_connection(("127.0.0.1", slow_server.port), timeout=10) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         first = sock.recv(65536)
         assert first.startswith(b"HTTP/1.1 200")
         started = time.monotonic()

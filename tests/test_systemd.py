@@ -205,6 +205,34 @@ def test_system_unit_settings(system_unit: Unit):
     assert unit.get("WantedBy", "Install") == "multi-user.target"
 
 
+def _bytes(size: str) -> float:
+    """A systemd size ("384M", "1G", "512K", a plain byte count) in bytes."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]?)", size.strip())
+    assert match, size
+    return float(match.group(1)) * 1024 ** " KMGT".index(match.group(2) or " ")
+
+
+@pytest.mark.parametrize("path", [SYSTEM_UNIT, USER_UNIT], ids=["system", "user"])
+def test_both_units_bound_memory_tasks_and_a_stuck_cycle(path: Path):
+    """Issue 17 point 4: a runaway cycle meets MemoryHigh (reclaim, slow down) before
+    MemoryMax (OOM kill, restart), both above what any input may cost (300 MB); threads are
+    bounded; and a stuck cycle (2 x service.cycle_timeout, 10 min by default) is restarted
+    by the watchdog within minutes, not after the 30 minutes it took before."""
+    from daemon.config import ServiceConfig
+    from daemon.service import STUCK_FACTOR
+
+    unit = Unit(path)
+    high, most = unit.get("MemoryHigh"), unit.get("MemoryMax")
+    assert high and most, "MemoryHigh= and MemoryMax= are set"
+    assert 300 * 1024**2 < _bytes(high) < _bytes(most) <= 1024**3, (high, most)
+    tasks = unit.get("TasksMax")
+    assert tasks and tasks.isdigit() and 16 <= int(tasks) <= 256, tasks
+    watchdog = seconds(unit.get("WatchdogSec") or "0")
+    stuck = STUCK_FACTOR * ServiceConfig().cycle_timeout.to_timedelta().total_seconds()
+    assert watchdog <= 120
+    assert stuck + watchdog <= 15 * 60, "a stuck cycle is restarted well within 30 minutes"
+
+
 def test_user_unit_settings(user_unit: Unit):
     unit = user_unit
     assert unit.get("ExecStart") == "%h/.local/bin/clientlove run"
@@ -306,11 +334,11 @@ def _exposure(unit: Path, env: dict[str, str], user: bool = False) -> float:
     return float(match.group(1))
 
 
-def test_system_unit_exposure_at_most_2(analyze_env, tmp_path):
+def test_system_unit_exposure_at_most_1_2(analyze_env, tmp_path):
     copy = _verifiable_copy(SYSTEM_UNIT, tmp_path, "clientlove.service")
     score = _exposure(copy, analyze_env)
     print(f"clientlove.service exposure {score}")
-    assert score <= 2.0  # measured 1.1 with systemd 252
+    assert score <= 1.2  # measured 1.1 with systemd 252, also with the memory and task limits
 
 
 def test_user_unit_exposure_is_well_below_a_bare_unit(analyze_env, tmp_path):

@@ -33,7 +33,7 @@ from lxml import etree
 from daemon.icsread import read_calendar
 from daemon.identity import reminder_hash
 from daemon.model import UID_DOMAIN, ChangeSet, Event, ReadScope, Reminder, RemoteReminder
-from daemon.reminder_ical import from_vevent, key_of, to_calendar_text
+from daemon.reminder_ical import from_vevent, owned_key, to_calendar_text
 from providers.base import (
     AlreadyExists,
     AuthError,
@@ -384,7 +384,8 @@ class CalDavTarget(SequentialWrites):
                 log.warning("%s: unreadable object at %s skipped", self.name, href)
                 continue
             for component in cal.walk("VEVENT"):
-                if key_of(component) is None or component.get("recurrence-id") is not None:
+                # the server matched our UID namespace only: ours needs all our marks
+                if owned_key(component) is None or component.get("recurrence-id") is not None:
                     continue
                 remote = from_vevent(component, ref=_href(href), etag=etag)
                 if remote is not None:

@@ -28,7 +28,7 @@ import requests
 
 from daemon.icsread import NotACalendar, read_calendar_stream
 from daemon.model import ChangeSet, Event, ReadScope, Reminder, RemoteReminder
-from daemon.reminder_ical import add_timezones, from_vevent, key_of, new_calendar, to_vevent
+from daemon.reminder_ical import add_timezones, from_vevent, new_calendar, owned_key, to_vevent
 from providers.base import (
     AlreadyExists,
     AuthError,
@@ -252,7 +252,7 @@ class IcsTarget(SequentialWrites):
                 if component.name == "VTIMEZONE":
                     self._timezones.append(component)
                     continue
-                key = key_of(component) if component.name == "VEVENT" else None
+                key = owned_key(component) if component.name == "VEVENT" else None
                 if key is None or key in self._ours:
                     self._foreign.append(component)
                 else:

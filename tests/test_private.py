@@ -633,3 +633,23 @@ def test_event_private_follows_rfc_5545():
     assert not Event("s", "u", start, classification="PUBLIC").private
     assert Event("s", "u", start, classification="CONFIDENTIAL").private
     assert Event("s", "u", start, classification="X-TOP-SECRET").private
+
+
+def test_the_feed_of_a_held_reminder_carries_no_line_break_control():
+    """A reminder the user edited on a CalDAV or Google target holds their text, whatever it
+    is: the feed, an ICS we write, carries none of its control characters."""
+    from daemon.model import RemoteReminder
+    from daemon.service import reminders_view
+
+    held = RemoteReminder(key="acme-corp.1", ref="x", start=datetime(2026, 11, 30, 9, 30,
+                                                                      tzinfo=TZ),
+                          end=datetime(2026, 11, 30, 9, 45, tzinfo=TZ),
+                          summary="Client love: Acme\u2028\x00Corp",
+                          description="Call Jane\u2029\x85about\x0bthe plan\x1b[2J",
+                          stored_hash="h", alarm_before=timedelta(days=1))
+    raw = reminders_view([held], "Client love", datetime(2026, 11, 23, 8, tzinfo=TZ), TZ)
+    for bad in ("\x00", "\u2028", "\u2029", "\x85", "\x0b", "\x1b"):
+        assert bad.encode() not in raw, repr(bad)
+    (event,) = icalendar.Calendar.from_ical(raw).walk("VEVENT")
+    assert str(event["summary"]) == "Client love: Acme Corp"
+    assert str(event["description"]) == "Call Jane\n\nabout\nthe plan[2J"

@@ -660,7 +660,8 @@ def auth_google(ctx: click.Context, secrets_file: Path, credential: str,
     except Exception as exc:  # oauthlib's errors carry no secret, only a code
         Console(stderr=True).print(
             f"[bold red]sign-in failed:[/] {type(exc).__name__}: "
-            f"{getattr(exc, 'error', '') or getattr(exc, 'description', '') or 'see above'}",
+            + escape(printable(str(getattr(exc, "error", "") or getattr(exc, "description", "")
+                                   or "see above"))),
             highlight=False)
         ctx.exit(EX_FAILED)
     text = creds.to_json()

@@ -180,10 +180,14 @@ class State:
         row = self.db.execute("SELECT value FROM meta WHERE name=?", (EVENTS_META,)).fetchone()
         if row is not None and row[0] == EVENTS_FORMAT:
             return
-        with self.transaction() as db:
-            if db.execute("SELECT 1 FROM events LIMIT 1").fetchone():
-                db.execute("UPDATE sources SET cursor=NULL")
-            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (EVENTS_META, EVENTS_FORMAT))
+        try:
+            with self.transaction() as db:
+                if db.execute("SELECT 1 FROM events LIMIT 1").fetchone():
+                    db.execute("UPDATE sources SET cursor=NULL")
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                           (EVENTS_META, EVENTS_FORMAT))
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"cannot use the state file {self.path}: {exc}") from None
 
     @classmethod
     def copy_of(cls, path: Path | str) -> State:

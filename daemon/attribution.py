@@ -190,11 +190,30 @@ def attribute(
         day = event.local_date(tz)
         reset = has_marker((event.summary, event.description, *event.categories), markers)
         at = event.start if isinstance(event.start, datetime) else None
-        item = Interaction(day, event.summary, event.description, reset=reset, at=at)
+        item = Interaction(day, event.summary, event.description, reset=reset, at=at,
+                           private=event.private)
         for name in met:
             history = result[name]
             (history.contacts if day <= today else history.future).append(item)
     return result
+
+
+#: What the state keeps of a description: the prep note quotes at most 400 characters of
+#: its start, after dropping the dial-in lines of an invitation (redacted mode), so more of
+#: it is never needed.
+KEPT_DESCRIPTION = 1000
+#: Marker-like tokens (``#need``) kept from beyond that, so a reset marker still counts.
+_TAG = re.compile(r"(?<!\w)#\w+")
+_KEPT_TAGS = 20
+
+
+def kept_description(text: str, private: bool = False) -> str:
+    """The part of an event's description worth storing: its start, plus the ``#`` tokens
+    of the rest (the markers); of a private event only those tokens, as its text is never
+    quoted."""
+    head, rest = ("", text) if private else (text[:KEPT_DESCRIPTION], text[KEPT_DESCRIPTION:])
+    tags = list(dict.fromkeys(_TAG.findall(rest)))[:_KEPT_TAGS]
+    return " ".join(part for part in (head, *tags) if part) if tags else head
 
 
 def reminder_interactions(

@@ -12,7 +12,7 @@ import shutil
 import sys
 import textwrap
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any
 import click
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 from daemon.config import (
     EX_CONFIG,
@@ -31,7 +32,7 @@ from daemon.config import (
     load_config,
 )
 from daemon.cycle import CycleReport, client_specs, read_scope, read_sources, run_cycle
-from daemon.logsetup import setup_logging
+from daemon.logsetup import printable, setup_logging
 from daemon.model import ReadScope
 from daemon.planning import ClientPlan
 from daemon.reconcile import Kind
@@ -124,10 +125,10 @@ def _config_failed(exc: ConfigError) -> None:
         head = ": no config file found; looked at:"
     else:
         head = f" in {getattr(exc, 'path', '') or 'the config'}:"
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]config error[/]{head}",
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]config error[/]{escape(head)}",
                                                highlight=False)
     for problem in exc.problems:
-        click.echo(f"  {problem}", err=True)
+        click.echo(f"  {printable(problem)}", err=True)
 
 
 def _config(ctx: click.Context) -> Any:
@@ -144,10 +145,12 @@ def _config(ctx: click.Context) -> Any:
 
 
 def _error(message: str, label: str = "error") -> None:
-    """One line on stderr, never wrapped (a pipe or the journal gets it whole)."""
+    """One line on stderr, never wrapped (a pipe or the journal gets it whole); what the
+    message quotes (a server's words, a UID) cannot break the line or reach the terminal
+    as a control sequence."""
     Console(stderr=True, soft_wrap=True).print(f"[bold red]{label}:[/] ", end="",
                                                highlight=False)
-    click.echo(message, err=True)
+    click.echo(printable(message), err=True)
 
 
 @contextmanager
@@ -238,7 +241,7 @@ def sync(ctx: click.Context, dry_run: bool, force: bool) -> None:
         day = action.reminder.start.date() if action.reminder else (
             action.current.start if action.current else "")
         why = f" ({action.why})" if action.why else ""
-        click.echo(f"{prefix}{verbs[action.kind]}: {action.client} {day}{why}")
+        click.echo(f"{prefix}{verbs[action.kind]}: {printable(action.client)} {day}{why}")
     click.echo(report.summary())
     _finish(ctx, report)
 
@@ -305,7 +308,7 @@ def status_lines(plans: list[ClientPlan], today: date, tz: Any, width: int = STA
             notes.append(f"meeting booked {plan.booked.isoformat()}")
         if plan.moved_by_user and not any("moved by you" in n for n in notes):
             notes.append("moved by you")
-        rows.append((plan.client, cells, "; ".join(notes)))
+        rows.append((printable(plan.client), cells, printable("; ".join(notes))))
 
     gap = "  "
     widths = [max([len(head[i + 1])] + [len(r[1][i]) for r in rows]) for i in range(4)]
@@ -418,13 +421,21 @@ def discover(ctx: click.Context, limit: int) -> None:
         entries.append((entry, item))
     out = []
     for entry, item in entries:
-        text = yaml.safe_dump([entry], sort_keys=False, allow_unicode=True).rstrip()
-        out.append(f"# last met {item['last']}, {item['meetings']} meetings: {item['title']}\n"
-                   + text)
+        out.append(f"# last met {item['last']}, {item['meetings']} meetings: "
+                   f"{printable(str(item['title']))}\n" + _yaml_entry(entry))
     click.echo("\n".join(out) if out else "# everyone met is covered by a client")
     for warning in report.warnings:
         log.warning("%s", warning)
     _finish(ctx, report)
+
+
+def _yaml_entry(entry: dict[str, Any]) -> str:
+    """One ``clients:`` entry as YAML that reads back as it is: plain Unicode, unless a value
+    holds what YAML would take for a line break or a terminal for a control sequence (then
+    every such character is written as an escape)."""
+    values = [entry.get("name", ""), *entry.get("domains", ()), *entry.get("emails", ())]
+    plain = all(printable(str(v)) == str(v) for v in values)
+    return yaml.safe_dump([entry], sort_keys=False, allow_unicode=plain).rstrip()
 
 
 @cli.command()
@@ -649,12 +660,18 @@ def auth_google(ctx: click.Context, secrets_file: Path, credential: str,
     except Exception as exc:  # oauthlib's errors carry no secret, only a code
         Console(stderr=True).print(
             f"[bold red]sign-in failed:[/] {type(exc).__name__}: "
-            f"{getattr(exc, 'error', '') or getattr(exc, 'description', '') or 'see above'}",
+            + escape(printable(str(getattr(exc, "error", "") or getattr(exc, "description", "")
+                                   or "see above"))),
             highlight=False)
         ctx.exit(EX_FAILED)
     text = creds.to_json()
     if output is not None:
-        write_private(output, text)
+        try:
+            write_private(output, text)
+        except OSError as exc:
+            _error(f"cannot write {output}: {exc.strerror or type(exc).__name__}; nothing "
+                   "was stored")
+            ctx.exit(EX_FAILED)
         click.echo(f"wrote the sign-in to {output} (mode 0600); point LoadCredential= at it")
         return
     try:
@@ -666,13 +683,29 @@ def auth_google(ctx: click.Context, secrets_file: Path, credential: str,
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write a secret file readable by its owner only, never briefly readable by others."""
-    import os
+    """Write a secret file readable by its owner only, never readable by anyone else.
 
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
+    The secret goes into a new file of ours (``O_EXCL|O_NOFOLLOW``, mode 0600 from the
+    start, in the same folder) that is then renamed over ``path``: a file or a symlink
+    someone else put there first is replaced, never written through (whoever holds it
+    open gets nothing), and a crash leaves either the old file or the new one.
+    """
+    import os
+    import tempfile
+
+    folder = path.absolute().parent
+    fd, scratch = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)  # 0600, O_EXCL
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(scratch, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(scratch)
+        raise
 
 
 def _check_logins(ctx: click.Context, credential: str) -> None:

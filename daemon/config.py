@@ -845,6 +845,20 @@ class ServiceConfig(_Model):
         return self
 
 
+class PrepNoteConfig(_Model):
+    """What the prep note quotes of the last meeting (its description, "the last
+    conversation"): ``full``, ``redacted`` (the default: without the lines carrying links,
+    passcodes, PINs, meeting ids or phone numbers) or ``off``. A private or confidential
+    event's text is never quoted."""
+
+    last_conversation: Literal["full", "redacted", "off"] = "redacted"
+
+    @field_validator("last_conversation", mode="before")
+    @classmethod
+    def _mode(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
 class FeedConfig(_Model):
     """The subscribable ICS feed, /healthz and /metrics."""
 
@@ -944,6 +958,7 @@ class Config(_Model):
     announcements: list[AnnouncementConfig] = []
     ideas: Texts = []
     email_template: EmailTemplate | None = None
+    prep_note: PrepNoteConfig = Field(default_factory=PrepNoteConfig)
     state_path: ConfigPath | None = None
     service: ServiceConfig = Field(default_factory=ServiceConfig)
     feed: FeedConfig = Field(default_factory=FeedConfig)

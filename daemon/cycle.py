@@ -36,6 +36,7 @@ from daemon.placement import SlotRule, place, when_text
 from daemon.planning import ClientPlan, News, plan_client
 from daemon.prepnote import NoteSettings, prep_note, user_text
 from daemon.reconcile import Action, Kind, day_of, detect_skips, is_pending, next_key, reconcile
+from daemon.reminder_ical import ical_safe
 from daemon.retry import DEFAULT_BACKOFF, Backoff, with_retry
 from daemon.state import State
 from providers.base import (
@@ -204,17 +205,18 @@ def _reminder(config: Any, client: Any, plan: ClientPlan, key: str, notes: NoteS
         held.start, datetime) else None
     spot = place(plan.reminder_day, now, slot_rule(config), kept)
     day = spot.start.astimezone(config.tz).date()
+    # names, notes and titles come from others: no control character reaches a line we write
     return Reminder(
         key=key,
         client=client.name,
-        summary=r.title.format(client=client.name),
+        summary=ical_safe(r.title.format(client=client.name), one_line=True),
         start=spot.start,
         duration=r.duration.to_timedelta(),
-        description=prep_note(client, plan, day, generation, notes),
+        description=ical_safe(prep_note(client, plan, day, generation, notes)),
         alarm_before=spot.alarm_before,
-        alarm_text=(f"Client love for {client.name} "
-                    f"{when_text(spot.start, spot.alarm_before, config.tz)}: "
-                    "read the prep note."),
+        alarm_text=ical_safe(f"Client love for {client.name} "
+                             f"{when_text(spot.start, spot.alarm_before, config.tz)}: "
+                             "read the prep note.", one_line=True),
     )
 
 
@@ -229,6 +231,7 @@ def note_settings(config: Any) -> NoteSettings:
         reset_marker=config.counter.reset_markers[0] if config.counter.reset_markers else "",
         skip_marker=config.counter.skip_markers[0] if config.counter.skip_markers else "",
         me=config.me[0] if config.me else "",
+        last_conversation=config.prep_note.last_conversation,
         **kwargs,
     )
 

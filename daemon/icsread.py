@@ -34,6 +34,7 @@ from icalendar.prop.broken import vBroken
 from icalendar.timezone import tzp
 
 from daemon.model import Attendee, Event, PartStat, ReadScope
+from daemon.reminder_ical import owned_key
 
 __all__ = ["iter_vevent_blocks", "read_calendar", "read_calendar_stream"]
 
@@ -1145,7 +1146,6 @@ def _fields(component) -> dict:
     organizer = component.get("ORGANIZER")
     if isinstance(organizer, list):
         organizer = organizer[0] if organizer else None
-    key = _text(component, "X-CLIENTLOVE-KEY").strip()
     return {
         "summary": _text(component, "SUMMARY"),
         "description": _text(component, "DESCRIPTION")[:DESCRIPTION_LIMIT],
@@ -1153,7 +1153,10 @@ def _fields(component) -> dict:
         "cancelled": _text(component, "STATUS").strip().upper() == "CANCELLED",
         "organizer": (_email(organizer) or None) if organizer is not None else None,
         "attendees": _attendees(component),
-        "clientlove_key": key or None,
+        # only a real reminder of ours is left out of the history: marks on a meeting with
+        # people (an invitation, a copy of ours with guests added) never hide it
+        "clientlove_key": owned_key(component),
+        "classification": _text(component, "CLASS").strip().upper(),
     }
 
 

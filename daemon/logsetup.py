@@ -38,19 +38,69 @@ def under_journald(stream=None) -> bool:
 #: level, so a healthy ``clientlove run`` is not silent; only ``clientlove run`` logs here.
 SERVICE_LOGGER = "clientlove.service"
 
+# OAuth at -vv: requests_oauthlib logs the token request's body (``code=...&code_verifier=``)
+# and its form as a dict (``'code': '4/0A...'``), google_auth_oauthlib the redirect's request
+# line (``GET /?state=...&code=...``): the code and the PKCE verifier are secrets like tokens.
 _SECRETS = re.compile(
     r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?(?:basic|bearer)\s+)[^\s'\",}]+"
-    r"|((?:access_token|refresh_token|client_secret|password)['\"]?\s*[:=]\s*['\"]?)"
-    r"[^\s'\",&}]+"
+    r"|((?:access_token|refresh_token|id_token|client_secret|password|code_verifier)"
+    r"['\"]?\s*[:=]\s*['\"]?)[^\s'\",&}]+"
+    r"|((?<![\w-])code=|['\"]code['\"]\s*:\s*['\"])[^\s'\",&}]+"
 )
+
+#: What would end or rewrite a line on a terminal or in the journal: C0 and C1 controls
+#: (newline, ESC), line and paragraph separators, the bidirectional overrides, and what no
+#: YAML stream may hold (lone surrogates, U+FFFE/FFFF).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+                          "\ud800-\udfff\ufffe\uffff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """``text`` from others (a UID, a title, a server's message) safe to print on one line:
+    control characters shown escaped (``\\n``, ``\\x1b``, ``\\u2028``), so none can forge a
+    log line or send an ANSI sequence to the terminal."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group(0)
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100
+                                else f"\\u{ord(char):04x}")
+
+
+def redact(text: str) -> str:
+    """``text`` with credentials masked (auth headers, tokens, OAuth codes and verifiers)."""
+    return _SECRETS.sub(lambda m: (m.group(1) or m.group(2) or m.group(3)) + "***", text)
+
+
+def _clean_arg(arg: object) -> object:
+    if isinstance(arg, (int, float)):
+        return arg
+    text = arg if isinstance(arg, str) else str(arg)
+    cleaned = printable(text)
+    return arg if cleaned == text else cleaned
 
 
 class RedactSecrets(logging.Filter):
-    """Masks credentials a library might put in a message (auth headers, tokens)."""
+    """Masks credentials a library might put in a message (auth headers, tokens), and
+    escapes control characters in what a message quotes: a line is one record, whatever a
+    UID or a title holds. (The line breaks of a message's own format string stay.)"""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = _SECRETS.sub(lambda m: (m.group(1) or m.group(2)) + "***", message)
+        cleaned = message
+        if isinstance(record.msg, str):
+            try:
+                if not record.args:
+                    cleaned = printable(record.msg)
+                elif isinstance(record.args, dict):
+                    cleaned = record.msg % {k: _clean_arg(v) for k, v in record.args.items()}
+                else:
+                    cleaned = record.msg % tuple(_clean_arg(a) for a in record.args)
+            except (TypeError, ValueError, KeyError):
+                cleaned = printable(message)
+        cleaned = redact(cleaned)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True

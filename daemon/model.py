@@ -69,6 +69,14 @@ class Event:
     occurrence: str = ""
     #: ``X-CLIENTLOVE-KEY`` when the event is one of our reminders.
     clientlove_key: str | None = None
+    #: the event's ``CLASS`` upper-cased (Google's ``visibility``); "" when it has none
+    classification: str = ""
+
+    @property
+    def private(self) -> bool:
+        """Whether the event's text is not for quoting: ``CLASS:PRIVATE``, ``CONFIDENTIAL``,
+        or a value we do not know (RFC 5545 3.8.1.3 says to treat those as ``PRIVATE``)."""
+        return self.classification not in ("", "PUBLIC")
 
     @property
     def all_day(self) -> bool:
@@ -117,6 +125,8 @@ class Interaction:
     ours: bool = False
     #: the event's start moment, to tell the latest of a day's meetings (``None``: all day)
     at: datetime | None = None
+    #: a private or confidential event: the prep note never quotes its text
+    private: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from typing import Protocol
 
 from daemon.counter import CounterRule, following_interval
+from daemon.model import Interaction
 from daemon.planning import ClientPlan
 
 IDEAS: tuple[str, ...] = (
@@ -89,6 +90,10 @@ class ClientProfile(Protocol):
     def next_birthday(self, on_or_after: date) -> date | None: ...
 
 
+#: How much of the last meeting's description the note quotes (``prep_note.last_conversation``).
+LAST_CONVERSATION_MODES = ("full", "redacted", "off")
+
+
 @dataclass(frozen=True, slots=True)
 class NoteSettings:
     rule: CounterRule
@@ -97,6 +102,9 @@ class NoteSettings:
     ideas: tuple[str, ...] = IDEAS
     email_template: str = EMAIL_TEMPLATE
     me: str = ""
+    #: "full": the start of the description as it is; "redacted": without the lines that
+    #: carry dial-in details (links, passcodes, PINs, meeting ids, phone numbers); "off": none
+    last_conversation: str = "redacted"
 
 
 def weeks(days: int) -> str:
@@ -122,6 +130,50 @@ def _quote(text: str, limit: int = DESCRIPTION_CUT) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+# A line of an invitation that lets someone join the meeting or dial in is dropped whole: a
+# link, a scheme a client dials or joins by, a code's or an id's label, or a long number.
+_LINK = r"\b[a-z][a-z0-9+.-]*://|\bwww\.|\b[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}/\S"
+_SCHEME = r"\b(?:tel|sip|sips|mailto|callto|facetime|skype|msteams|zoommtg|webex|meet):"
+_CODE_WORDS = (
+    r"pass\s*(?:code|word|wort|cod)|\bpwd\b|\bpin(?:\s*code)?\s*[:#=]|\bpin\s*\d"
+    r"|\bkennwort|\bkenncode|zugangs\s*code"
+    r"|access\s*code|conference\s*code|participant\s*code|attendee\s*code|host\s*key"
+    r"|security\s*code|\bcode\s*(?:pin|d.acc[eè]s)|mot\s*de\s*passe|\bcontrase[nñ]a"
+)
+_ID_WORDS = (
+    r"meeting\s*(?:id|number|no\b|#)|conference\s*(?:id|number)|webinar\s*id"
+    r"|event\s*(?:id|number)|(?:besprechungs|konferenz|meeting)-?\s*id|\bid\s*[:#]"
+    r"|one\s*tap|dial[\s-]*in|\bdial\b|join\s*by\s*phone|phone\s*conference"
+)
+_SENSITIVE = re.compile("|".join((_LINK, _SCHEME, _CODE_WORDS, _ID_WORDS)), re.IGNORECASE)
+#: Seven or more digits in a run of digits and phone separators: a phone number, a PIN or
+#: a meeting id written alone ("123 4567 8901", "+1 646 558 8656,,8765#").
+_NUMBER = re.compile(r"\+?\d(?:[\s().\-/,#*]*\d){6,}")
+#: Dates and times are not numbers to hide ("2006-05-01", "01.05.2006", "10:00-11:30").
+_DATE = re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b|\b\d{1,2}[./]\d{1,2}[./]\d{2,4}\b")
+
+
+def redact(text: str) -> str:
+    """The description without the lines a stranger could use to join or dial into the
+    meeting: links, passcodes, PINs, meeting ids and phone numbers (``redacted`` mode)."""
+    kept = []
+    for line in text.splitlines():
+        if _SENSITIVE.search(line) or _NUMBER.search(_DATE.sub(" ", line)):
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def last_conversation(last: Interaction, mode: str) -> str | None:
+    """What the note quotes of the last meeting's description, or ``None``: never the
+    text of a private or confidential event, nothing in ``off`` mode."""
+    if mode == "off" or last.private:
+        return None
+    text = redact(last.description) if mode == "redacted" else last.description
+    quoted = _quote(text)
+    return quoted or None
+
+
 def prep_note(
     client: ClientProfile,
     plan: ClientPlan,
@@ -142,10 +194,14 @@ def prep_note(
     if last is None:
         lines.append("Last contact: none in the history window.")
     else:
-        title = _quote(last.title, TITLE_CUT) or "(no title)"
+        if last.private:  # its title is its text too
+            title = "(a private event)"
+        else:
+            title = _quote(last.title, TITLE_CUT) or "(no title)"
         lines.append(f"Last contact: {last.day.isoformat()} {title}")
-        if last.description.strip():
-            lines.append(f"Last conversation: {_quote(last.description)}")
+        quoted = last_conversation(last, settings.last_conversation)
+        if quoted:
+            lines.append(f"Last conversation: {quoted}")
 
     lines.append("")
     counter = plan.counter

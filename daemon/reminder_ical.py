@@ -7,6 +7,7 @@ content hash are written and read one way only. Never an ORGANIZER or ATTENDEE.
 from __future__ import annotations
 
 import copy
+import re
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
 import icalendar
@@ -29,7 +30,7 @@ def _our_alarm(reminder: Reminder) -> icalendar.Alarm:
     alarm = icalendar.Alarm()
     alarm.add("action", "DISPLAY")
     alarm.add("trigger", -reminder.alarm_before)
-    alarm.add("description", reminder.alarm_text)
+    alarm.add("description", ical_safe(reminder.alarm_text, one_line=True))
     alarm.add(ALARM_PROP, "1")
     return alarm
 
@@ -41,8 +42,8 @@ def to_vevent(reminder: Reminder, stamp: datetime, sequence: int = 0) -> icalend
     event.add("dtstamp", stamp.astimezone(UTC).replace(microsecond=0))
     event.add("dtstart", reminder.start)
     event.add("dtend", reminder.end)
-    event.add("summary", reminder.summary)
-    event.add("description", reminder.description)
+    event.add("summary", ical_safe(reminder.summary, one_line=True))
+    event.add("description", ical_safe(reminder.description))
     event.add("transp", "TRANSPARENT")
     event.add("class", "PRIVATE")
     event.add("sequence", sequence)
@@ -170,11 +171,50 @@ def new_calendar(name: str | None = None) -> icalendar.Calendar:
     return cal
 
 
-def key_of(component: icalendar.cal.Component) -> str | None:
-    """Our key when the component carries our marks, else ``None``.
+#: Line breaks an iCalendar reader (or a JavaScript one: U+2028/2029) may take for the end of
+#: a line, besides LF: they become LF, which icalendar writes as the escape ``\\n``.
+_LINE_BREAKS = re.compile("\r\n?|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+#: Other control characters (NUL, ESC, C1): no TEXT value may hold them (RFC 5545 3.3.11).
+_CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
-    A valid ``X-CLIENTLOVE-KEY`` or a UID in our namespace makes an event ours; nothing
-    else does.
+
+def ical_safe(text: str, *, one_line: bool = False) -> str:
+    """Text from others (client names, notes, meeting titles) made fit for an ICS line.
+
+    Every line break becomes LF (``one_line``: a space) and other control characters are
+    dropped, so NUL, U+2028/2029 or U+0085 never reach a line we write. Idempotent: a
+    reminder's hash, taken of its clean text, matches the text read back.
+    """
+    text = _LINE_BREAKS.sub("\n", text)
+    text = _CONTROLS.sub("", text)
+    return " ".join(text.split("\n")) if one_line else text
+
+
+def owned_key(component: icalendar.cal.Component) -> str | None:
+    """Our key when the event really is one of our reminders, else ``None``.
+
+    A UID in our namespace is not enough (an invitation can carry any UID): the UID's key,
+    a valid ``X-CLIENTLOVE-KEY`` equal to it, and an ``X-CLIENTLOVE-HASH`` must all be
+    there, and an event with an ORGANIZER or ATTENDEE is never ours (we write neither).
+    """
+    if component.get("ORGANIZER") is not None or component.get("ATTENDEE") is not None:
+        return None
+    key, digest = component.get(KEY_PROP), component.get(HASH_PROP)
+    if isinstance(key, list) or isinstance(digest, list) or digest is None:
+        return None
+    key_text = "" if key is None else str(key).strip()
+    if not str(digest).strip() or parse_key(key_text) is None:
+        return None
+    uid = component.get("UID")
+    if isinstance(uid, list) or key_from_uid(str(uid or "").strip()) != key_text:
+        return None
+    return key_text
+
+
+def key_of(component: icalendar.cal.Component) -> str | None:
+    """The key an event's marks name (a valid ``X-CLIENTLOVE-KEY``, else a UID in our
+    namespace), else ``None``; it reads marks, it does not check ownership: for that,
+    :func:`owned_key`.
     """
     raw = component.get(KEY_PROP)
     if raw is not None:
@@ -229,7 +269,7 @@ def from_vevent(
     component: icalendar.cal.Component, ref: str, etag: str | None = None
 ) -> RemoteReminder | None:
     """Read one of our reminders back; ``None`` when the event is not ours or unreadable."""
-    key = key_of(component)
+    key = owned_key(component)
     if key is None:
         return None
     start_prop = component.get("dtstart")

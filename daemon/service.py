@@ -37,7 +37,7 @@ from daemon.cycle import CycleReport, run_cycle
 from daemon.model import UID_DOMAIN, RemoteReminder
 from daemon.notify import Notifier, watchdog_interval
 from daemon.reconcile import Action, Kind
-from daemon.reminder_ical import HASH_PROP, KEY_PROP, add_timezones, new_calendar
+from daemon.reminder_ical import HASH_PROP, KEY_PROP, add_timezones, ical_safe, new_calendar
 from daemon.retry import DEFAULT_BACKOFF, Backoff
 from daemon.state import State
 from providers import build_source, build_target
@@ -158,9 +158,9 @@ def remote_vevent(item: RemoteReminder, stamp: datetime, tz: tzinfo) -> icalenda
     event.add("dtstart", _portable(item.start, tz))
     if item.end is not None:
         event.add("dtend", _portable(item.end, tz))
-    event.add("summary", item.summary)
+    event.add("summary", ical_safe(item.summary, one_line=True))  # as edited: anyone's text
     if item.description:
-        event.add("description", item.description)
+        event.add("description", ical_safe(item.description))
     if item.categories:
         event.add("categories", list(item.categories))
     event.add("transp", "TRANSPARENT")
@@ -172,7 +172,7 @@ def remote_vevent(item: RemoteReminder, stamp: datetime, tz: tzinfo) -> icalenda
         alarm = icalendar.Alarm()
         alarm.add("action", "DISPLAY")
         alarm.add("trigger", -item.alarm_before)
-        alarm.add("description", item.summary or "Client love")
+        alarm.add("description", ical_safe(item.summary, one_line=True) or "Client love")
         event.add_component(alarm)
     return event
 

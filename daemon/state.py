@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import sqlite3
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 
+from daemon.attribution import kept_description
 from daemon.identity import make_key, parse_key
 from daemon.model import Attendee, ChangeSet, Event, PartStat, StoredReminder
 
@@ -72,21 +75,30 @@ def recorded_target(path: Path) -> str | None:
     return row[0] if row else None
 
 
+#: The meta row saying cached events record their CLASS and a cut description (format 2).
+EVENTS_META = "event_format"
+EVENTS_FORMAT = "2"
+#: The CLASS of an event cached before it was recorded: unknown, so never quoted.
+UNKNOWN_CLASS = "?"
+
+
 def _event_to_json(event: Event) -> str:
     return json.dumps(
         [
             event.uid, event.start.isoformat(), isinstance(event.start, datetime),
-            event.summary, event.description, list(event.categories), event.cancelled,
+            event.summary, kept_description(event.description, event.private),
+            list(event.categories), event.cancelled,
             event.organizer, [[a.email, a.partstat.value, a.is_me] for a in event.attendees],
-            event.occurrence, event.clientlove_key,
+            event.occurrence, event.clientlove_key, event.classification,
         ],
         ensure_ascii=False,
     )
 
 
 def _event_from_json(source: str, text: str) -> Event:
+    row = json.loads(text)
     (uid, start, timed, summary, description, categories, cancelled, organizer, attendees,
-     occurrence, key) = json.loads(text)
+     occurrence, key) = row[:11]
     return Event(
         source=source,
         uid=uid,
@@ -100,7 +112,34 @@ def _event_from_json(source: str, text: str) -> Event:
                         for a in attendees),
         occurrence=occurrence,
         clientlove_key=key,
+        classification=row[11] if len(row) > 11 else UNKNOWN_CLASS,
     )
+
+
+def _create_private(path: Path) -> None:
+    """Make the state file (and so its ``-wal``/``-shm``, which SQLite creates with the
+    database's mode) readable by its owner only, whatever the umask; an existing one of
+    ours with a wider mode is narrowed."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        if not os.path.lexists(path):
+            raise StateError(f"cannot create the state file {path}: "
+                             f"{exc.strerror or type(exc).__name__}") from None
+    else:
+        os.close(fd)
+    _narrow(path)
+
+
+def _narrow(path: Path) -> None:
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            info = os.lstat(name)
+            if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() \
+                    and info.st_mode & 0o077:
+                os.chmod(name, stat.S_IMODE(info.st_mode) & 0o600)
+        except OSError:
+            continue
 
 
 class State:
@@ -110,6 +149,7 @@ class State:
         self.path = Path(path) if str(path) != ":memory:" else None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _create_private(self.path)
         try:
             # the service's cycles run in the scheduler's thread, one at a time (a lock)
             self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30,
@@ -119,6 +159,8 @@ class State:
             self.db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StateError(f"cannot use the state file {path}: {exc}") from None
+        if self.path is not None:
+            _narrow(self.path)  # a -wal/-shm an older version left with a wider mode
         self._check_version()
 
     def _check_version(self) -> None:
@@ -132,6 +174,23 @@ class State:
                 f"the state file {self.path} has schema {row[0]}, newer than this version "
                 f"understands ({SCHEMA_VERSION}); upgrade clientlove"
             )
+        self._check_event_format()
+
+    def _check_event_format(self) -> None:
+        """Events cached before their CLASS was recorded read as of unknown class (never
+        quoted) until read again: their sources' cursors are dropped, so the next read of
+        each is a full one. Their rows stay meanwhile (a failed read keeps the history)."""
+        row = self.db.execute("SELECT value FROM meta WHERE name=?", (EVENTS_META,)).fetchone()
+        if row is not None and row[0] == EVENTS_FORMAT:
+            return
+        try:
+            with self.transaction() as db:
+                if db.execute("SELECT 1 FROM events LIMIT 1").fetchone():
+                    db.execute("UPDATE sources SET cursor=NULL")
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                           (EVENTS_META, EVENTS_FORMAT))
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"cannot use the state file {self.path}: {exc}") from None
 
     @classmethod
     def copy_of(cls, path: Path | str) -> State:

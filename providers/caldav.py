@@ -39,7 +39,12 @@ from daemon.icsread import read_calendar
 from daemon.identity import reminder_hash
 from daemon.model import UID_DOMAIN, ChangeSet, Event, ReadScope, Reminder, RemoteReminder
 from daemon.redact import redact_url
-from daemon.reminder_ical import from_vevent, key_of, merge_calendar_text, to_calendar_text
+from daemon.reminder_ical import (
+    from_vevent,
+    merge_calendar_text,
+    owned_key,
+    to_calendar_text,
+)
 from providers.base import (
     AlreadyExists,
     AuthError,
@@ -611,7 +616,8 @@ class CalDavTarget(SequentialWrites):
                 log.warning("%s: unreadable object at %s skipped", self.name, href)
                 continue
             for component in cal.walk("VEVENT"):
-                if key_of(component) is None or component.get("recurrence-id") is not None:
+                # the server matched our UID namespace only: ours needs all our marks
+                if owned_key(component) is None or component.get("recurrence-id") is not None:
                     continue
                 remote = from_vevent(component, ref=_href(href), etag=etag)
                 if remote is not None:

@@ -253,6 +253,8 @@ def event_from_google(item: dict[str, Any], source: str, tz: Any) -> Event | Non
                  bool(a.get("self")))
         for a in item.get("attendees") or () if a.get("email"))
     private = (item.get("extendedProperties") or {}).get("private") or {}
+    # our marks never hide a meeting with guests (we write none; see GoogleTarget._remote)
+    ours = private.get(KEY_FIELD) if not _has_guests(item) else None
     return Event(
         source=source,
         uid=str(item["id"]),
@@ -263,8 +265,22 @@ def event_from_google(item: dict[str, Any], source: str, tz: Any) -> Event | Non
         organizer=None if organizer.get("self") or not organizer.get("email")
         else str(organizer["email"]).lower(),
         attendees=attendees,
-        clientlove_key=private.get(KEY_FIELD),
+        clientlove_key=ours,
+        classification=_VISIBILITY.get(str(item.get("visibility") or "default"), "PRIVATE"),
     )
+
+
+#: Google's ``visibility`` as iCalendar's CLASS ("default": the calendar's, public to its
+#: readers); a value we do not know is treated as private (RFC 5545 says so for CLASS).
+_VISIBILITY = {"default": "", "public": "PUBLIC", "private": "PRIVATE",
+               "confidential": "CONFIDENTIAL"}
+
+
+def _has_guests(item: dict[str, Any]) -> bool:
+    """Whether an event has attendees, or an organizer other than this calendar: then it
+    is a meeting, never one of our reminders, whatever its private properties say."""
+    organizer = item.get("organizer") or {}
+    return bool(item.get("attendees")) or (bool(organizer) and not organizer.get("self"))
 
 
 def could_name_client(event: Event, kinds: NeedleKinds | None) -> bool:
@@ -458,6 +474,8 @@ class GoogleTarget:
         private = (item.get("extendedProperties") or {}).get("private") or {}
         key = private.get(KEY_FIELD)
         if item.get("status") == "cancelled" or not key or parse_key(key) is None:
+            return None
+        if _has_guests(item):  # someone added guests: a meeting now, not ours to change
             return None
         start = _when(item.get("start"), self.tz)
         if start is None:

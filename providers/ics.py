@@ -34,9 +34,9 @@ from daemon.redact import redact_url
 from daemon.reminder_ical import (
     add_timezones,
     from_vevent,
-    key_of,
     merge_vevent,
     new_calendar,
+    owned_key,
     to_vevent,
 )
 from providers.base import (
@@ -320,7 +320,7 @@ class IcsTarget(SequentialWrites):
             if component.name == "VTIMEZONE":
                 view.timezones.append(component)
                 continue
-            key = key_of(component) if component.name == "VEVENT" else None
+            key = owned_key(component) if component.name == "VEVENT" else None
             if key is None or key in view.ours:
                 view.foreign.append(component)
             else:

@@ -284,8 +284,8 @@ def test_description_is_cut():
 def test_clientlove_key_is_read():
     events, _ = read("google_export.ics")
     ours = one(events, "Client love: Acme")
-    assert ours.clientlove_key == "acme-2"
-    assert ours.uid == "acme-2@clientlove"
+    assert ours.clientlove_key == "acme.2"
+    assert ours.uid == "acme.2@clientlove"
     assert all(e.clientlove_key is None for e in events if e is not ours)
 
 

@@ -30,7 +30,7 @@ from caldav.lib import error as dav_error
 from caldav.lib.url import URL
 from lxml import etree
 
-from daemon.icsread import read_calendar
+from daemon.icsread import ReadBudget, read_calendar
 from daemon.identity import reminder_hash
 from daemon.model import UID_DOMAIN, ChangeSet, Event, ReadScope, Reminder, RemoteReminder
 from daemon.reminder_ical import from_vevent, key_of, to_calendar_text
@@ -178,11 +178,12 @@ def _parse_objects(
     """Events of every (href, data) pair, and the UIDs each href holds."""
     events: list[Event] = []
     uids: dict[str, list[str]] = {}
+    budget = ReadBudget()  # one for the whole source: objects must not add up their budgets
     for href, data in objects:
         if not data:
             continue
         before = len(scope.warnings)
-        found = read_calendar(data, source, scope)
+        found = read_calendar(data, source, scope, budget=budget)
         for i in range(before, len(scope.warnings)):
             scope.warnings[i] = f"{scope.warnings[i]} (at {href})"
         events.extend(found)

@@ -53,8 +53,8 @@ MAX_OCCURRENCES = 20_000
 #: that walks to the year 9999 without an occurrence) must not hold up the cycle.
 EVENT_STEPS = 400_000
 SOURCE_STEPS = 5_000_000
-EVENT_SECONDS = 3.0
-SOURCE_SECONDS = 15.0
+EVENT_SECONDS = 5.0
+SOURCE_SECONDS = 20.0
 #: Transitions a VTIMEZONE may have in one year (real zones have two, a few four), and
 #: transitions one offset lookup may walk: dateutil walks each rule from its DTSTART (Outlook
 #: writes 1601) up to the date asked, anew for nearly every lookup. A zone past either is
@@ -1143,9 +1143,11 @@ class _Meter:
         self.check_at = min(self.limit + 1, self.spent + _CLOCK_EVERY)
 
     def close(self) -> None:
-        """Book what this event spent on its source's budget."""
-        self.budget.spent_steps += self.spent
-        self.budget.spent_seconds += clock.monotonic() - self.started
+        """Book what this event spent on its source's budget (the time only of an event with
+        a rule: a hundred thousand single events must not use up the time of the series)."""
+        if self.spent:
+            self.budget.spent_steps += self.spent
+            self.budget.spent_seconds += clock.monotonic() - self.started
 
     def metered(self, rule: dateutil.rrule.rrule) -> dateutil.rrule.rrule:
         """A copy of ``rule`` without cache whose iteration charges this meter."""

@@ -1261,12 +1261,15 @@ class _StoppedRule:
     def __init__(self, rule, meter: _Meter) -> None:
         self.until = getattr(rule, "until", None)
         self.meter = meter if isinstance(rule, dateutil.rrule.rrule) else None
-        self.rule = meter.metered(rule) if self.meter is not None else rule
+        self.rule = rule
+        self.metered = self.meter is None
 
     def between(self, after, before, inc: bool = False) -> Iterator:
+        meter = self.meter
+        if not self.metered:  # built when first needed: past the budget, the rest never are
+            self.rule, self.metered = meter.metered(self.rule), True
         zone: object = False
         low = high = inner_low = inner_high = None
-        meter = self.meter
         for value in self.rule:
             if meter is not None:
                 meter.value()

@@ -18,33 +18,50 @@ Occurrences are returned when they *start* inside ``[scope.start, scope.end)``.
 from __future__ import annotations
 
 import codecs
+import functools
 import hashlib
 import itertools
 import re
-from collections.abc import Iterable, Iterator
+import time as clock
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from types import FunctionType, MethodType
 from typing import BinaryIO
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
+import dateutil.rrule
 import icalendar
 import recurring_ical_events
 import x_wr_timezone
 from icalendar.prop.broken import vBroken
 from icalendar.timezone import tzp
+from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from daemon.model import Attendee, Event, PartStat, ReadScope
 from daemon.reminder_ical import owned_key
 
-__all__ = ["iter_vevent_blocks", "read_calendar", "read_calendar_stream"]
+__all__ = ["ReadBudget", "iter_vevent_blocks", "read_calendar", "read_calendar_stream"]
 
 #: Longest description kept; the prep note only quotes the start of it.
 DESCRIPTION_LIMIT = 2000
 #: Occurrences kept per series and read; an endless MINUTELY rule must not hang a read.
 MAX_OCCURRENCES = 20_000
-#: Occurrences one rule may yield from its DTSTART on before the reader stops it: the
-#: expansion walks every one of them, so a rule every second since 1990 would never end.
-RULE_STEPS = 200_000
+#: What expanding recurrences may cost, in steps (see :class:`_Meter`: dateutil's periods,
+#: the days and times it looks at, the values it yields), per event and per source, and in
+#: seconds of expansion. A step is about a microsecond; real series take a few thousand.
+#: Past a budget the event is skipped with a warning: a rule every second since 1990 (or one
+#: that walks to the year 9999 without an occurrence) must not hold up the cycle.
+EVENT_STEPS = 400_000
+SOURCE_STEPS = 5_000_000
+EVENT_SECONDS = 5.0
+SOURCE_SECONDS = 20.0
+#: Transitions a VTIMEZONE may have in one year (real zones have two, a few four), and
+#: transitions one offset lookup may walk: dateutil walks each rule from its DTSTART (Outlook
+#: writes 1601) up to the date asked, anew for nearly every lookup. A zone past either is
+#: replaced by the IANA zone of its TZID, or UTC.
+ZONE_TRANSITIONS_PER_YEAR = 8
+ZONE_TRANSITIONS_WALKED = 2000
 #: Broken blocks whose nested VEVENTs are looked for, per read (each look costs a split).
 MAX_DESCENTS = 100
 #: Bytes read at a time by :func:`read_calendar_stream`, and the size below which it reads
@@ -126,14 +143,16 @@ class NotACalendar(ValueError):
 
 
 def read_calendar(data: bytes | str, source: str, scope: ReadScope, *,
-                  strict: bool = False) -> list[Event]:
+                  strict: bool = False, budget: ReadBudget | None = None) -> list[Event]:
     """Read every VEVENT occurrence of ``data`` that starts inside the scope's window.
 
     Problems go to ``scope.warnings``; only programming errors (a naive window, a ``tz`` that
     is no time zone) raise, and, with ``strict``, :class:`NotACalendar` when there is no
     VCALENDAR or VEVENT at all (a source must not look empty when it is broken).
+    ``budget`` bounds the recurrence expansion (a fresh :class:`ReadBudget` if not given);
+    pass one budget to every read of one source.
     """
-    return _Reader(source, scope, _scope_zone(scope), strict).read(data)
+    return _Reader(source, scope, _scope_zone(scope), strict, budget).read(data)
 
 
 def read_calendar_stream(
@@ -144,6 +163,7 @@ def read_calendar_stream(
     chunk_size: int = CHUNK_SIZE,
     whole_below: int = WHOLE_BELOW,
     strict: bool = False,
+    budget: ReadBudget | None = None,
 ) -> list[Event]:
     """:func:`read_calendar` for a seekable binary file, in bounded memory on the fast path.
 
@@ -154,7 +174,7 @@ def read_calendar_stream(
     ``read_calendar(handle.read(), ...)``. A smaller file, or any file without the prefilter
     (every event is parsed then anyway), is read whole.
     """
-    reader = _Reader(source, scope, _scope_zone(scope), strict)
+    reader = _Reader(source, scope, _scope_zone(scope), strict, budget)
     if not scope.prefilter:
         return reader.read(handle.read())
     origin = handle.tell()
@@ -527,9 +547,11 @@ def _loose_tzid(tzid: str) -> str:
 class _Reader:
     """One read of one source: the scope, the zone, and the warnings already given."""
 
-    def __init__(self, source: str, scope: ReadScope, tz: tzinfo, strict: bool = False) -> None:
+    def __init__(self, source: str, scope: ReadScope, tz: tzinfo, strict: bool = False,
+                 budget: ReadBudget | None = None) -> None:
         self.source = source
         self.strict = strict
+        self.budget = budget if budget is not None else ReadBudget()
         self.scope = scope
         self.tz = tz
         self.span_start = scope.start.astimezone(tz)
@@ -588,20 +610,28 @@ class _Reader:
             self.skip(uid, "BEGIN:VEVENT never closed (file cut off?)")
 
     def usable_zones(self, zones: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """The VTIMEZONEs whose rules are safe to hand to icalendar (see _zone_problem)."""
+        """The VTIMEZONEs whose rules are safe to hand to icalendar (see _zone_problem).
+
+        One that is not gives way to the IANA zone its TZID names (left out, so icalendar
+        finds that one by name), or else to UTC under its TZID; the warning says which.
+        """
         usable = []
         for tzid, block in zones:
-            problem = _zone_problem(block)
-            if problem:
-                self.warn(f"bad VTIMEZONE {tzid or '?'} ignored: {problem}")
-            else:
+            problem = _zone_problem(block, self.span_stop.year)
+            if not problem:
                 usable.append((tzid, block))
+                continue
+            name = _iana_name(tzid)
+            if name is None and tzid.strip():
+                usable.append((tzid, _utc_zone(tzid)))
+            instead = f"; read as {name or 'UTC'}" if tzid.strip() else ""
+            self.warn(f"bad VTIMEZONE {tzid or '?'} ignored: {problem}{instead}")
         return usable
 
     def read_full(self, text: str, split: _Split, zones: list[tuple[str, str]]) -> list[Event]:
         """Parse the whole file as icalendar does; fall back to blocks if that fails, or if
-        a zone was left out (icalendar must not see a zone that would hang it)."""
-        if split.damage is None and len(zones) == len(split.zones):
+        a zone was left out or replaced (icalendar must not see a zone that would hang it)."""
+        if split.damage is None and zones == split.zones:
             try:
                 components = icalendar.Calendar.from_ical(text, multiple=True)
             except Exception as error:  # icalendar raises many types on garbage
@@ -880,22 +910,25 @@ class _Reader:
             for component in usable
             for name in ("RRULE", "RDATE", "RECURRENCE-ID")
         )
+        meter = _Meter(self.budget)
         try:
-            series = _Series([_Adapter(component) for component in usable])
+            series = _Series([_Adapter(component) for component in usable], meter)
             found = list(
                 itertools.islice(
                     series.between(self.span_start, self.span_stop), MAX_OCCURRENCES + 1
                 )
             )
+        except _OverBudget as over:
+            self.skip(uid, over.reason)
+            return []
         except Exception as error:  # dateutil, recurring_ical_events: many types on bad input
             self.skip(uid, _short(error))
             return []
+        finally:
+            meter.close()
         if len(found) > MAX_OCCURRENCES:
             self.warn(f"event {uid}: over {MAX_OCCURRENCES} occurrences, kept the first")
             del found[MAX_OCCURRENCES:]
-        elif series.stopped:
-            self.warn(f"event {uid}: its rule repeats over {RULE_STEPS} times before the "
-                      "window ends; read only as far as that")
         fields: dict[int, dict] = {}  # per source component: what all its occurrences share
         events = []
         for occurrence in found:
@@ -1000,6 +1033,185 @@ class _Reader:
         return datetime.combine(start, time(0), tzinfo=self.tz)
 
 
+# --- budgets -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ReadBudget:
+    """What the recurrence expansion of one source may cost, per event and in all.
+
+    Steps are counted inside dateutil's loop (see :class:`_Meter`), so a rule that walks to
+    the year 9999 without one occurrence costs as much as one that yields every step; seconds
+    are those spent expanding (not waiting for a server). A CalDAV source reads object by
+    object: one budget serves all its reads, so a few hundred hostile objects cannot add up.
+    """
+
+    event_steps: int = field(default_factory=lambda: EVENT_STEPS)
+    steps: int = field(default_factory=lambda: SOURCE_STEPS)
+    event_seconds: float = field(default_factory=lambda: EVENT_SECONDS)
+    seconds: float = field(default_factory=lambda: SOURCE_SECONDS)
+    spent_steps: int = 0
+    spent_seconds: float = 0.0
+
+
+class _OverBudget(Exception):
+    """An event's expansion went past its budget or its source's; ``reason`` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+#: Weights of what dateutil does, in steps (about a microsecond each on a 2-core machine).
+_VALUE_STEPS = 2  # one value a rule yields and the reader compares to the window
+_PERIOD_STEPS = 4  # one period (a year, a month, a week, a day, an hour...) dateutil builds
+_DAYS_PER_STEP = 8  # the days of a period dateutil filters by BYxxx, per BYSETPOS entry
+_REBUILD_STEPS = 8  # a new month or year: dateutil rebuilds its masks
+_TICKS_PER_STEP = 4  # passes of dateutil's search for the next valid time of a sub-daily rule
+#: Steps between two looks at the clock (each value looks too: it may cost a zone lookup).
+_CLOCK_EVERY = 4096
+
+
+class _Meter:
+    """The budget of one event's expansion, charged from inside dateutil's loop.
+
+    Every RRULE of the event is rebuilt (:meth:`metered`) to run dateutil's own ``_iter``
+    code with two names swapped: its per-period helper (``_iterinfo``, called once per
+    period with the days the period spans) and ``divmod`` (called on every pass of its
+    search for the next valid time of a sub-daily rule, the loop that spins without
+    yielding). So the count is of the work done, not only of the occurrences produced, and
+    past the budget :class:`_OverBudget` ends the walk wherever it is.
+    """
+
+    __slots__ = (
+        "_iter",
+        "budget",
+        "check_at",
+        "deadline",
+        "deadline_is_event",
+        "limit",
+        "limit_is_event",
+        "spent",
+        "started",
+        "ticks",
+    )
+
+    def __init__(self, budget: ReadBudget) -> None:
+        self.budget = budget
+        self.spent = 0
+        self.ticks = 0
+        left = budget.steps - budget.spent_steps
+        self.limit = min(budget.event_steps, left)
+        self.limit_is_event = budget.event_steps <= left
+        self.check_at = min(self.limit + 1, _CLOCK_EVERY)
+        self.started = clock.monotonic()
+        time_left = budget.seconds - budget.spent_seconds
+        self.deadline = self.started + min(budget.event_seconds, time_left)
+        self.deadline_is_event = budget.event_seconds <= time_left
+        self._iter: FunctionType | None = None
+
+    def charge(self, steps: int) -> None:
+        self.spent += steps
+        if self.spent >= self.check_at:
+            self.check()
+
+    def value(self) -> None:
+        """One value yielded: charged, and the clock looked at."""
+        self.spent += _VALUE_STEPS
+        if self.spent >= self.check_at or clock.monotonic() >= self.deadline:
+            self.check()
+
+    def divmod(self, a: int, b: int) -> tuple[int, int]:
+        self.ticks += 1
+        if self.ticks == _TICKS_PER_STEP:
+            self.ticks = 0
+            self.charge(1)
+        return divmod(a, b)
+
+    def check(self) -> None:
+        if self.spent > self.limit:
+            if self.limit_is_event:
+                raise _OverBudget(f"its recurrence needs over {self.budget.event_steps} steps "
+                                  "to expand (the budget of one event)")
+            raise _OverBudget(f"the source's budget of {self.budget.steps} recurrence steps "
+                              "is spent")
+        if clock.monotonic() >= self.deadline:
+            if self.deadline_is_event:
+                raise _OverBudget(f"its recurrence took over {self.budget.event_seconds:g} s "
+                                  "to expand (the budget of one event)")
+            raise _OverBudget(f"the source's {self.budget.seconds:g} s for recurrences "
+                              "are spent")
+        self.check_at = min(self.limit + 1, self.spent + _CLOCK_EVERY)
+
+    def close(self) -> None:
+        """Book what this event spent on its source's budget (the time only of an event with
+        a rule: a hundred thousand single events must not use up the time of the series)."""
+        if self.spent:
+            self.budget.spent_steps += self.spent
+            self.budget.spent_seconds += clock.monotonic() - self.started
+
+    def metered(self, rule: dateutil.rrule.rrule) -> dateutil.rrule.rrule:
+        """A copy of ``rule`` without cache whose iteration charges this meter."""
+        copy = rule.replace(cache=False)
+        if self._iter is None:
+            names = dict(_RRULE_NAMES)
+            names["_iterinfo"] = self.period_info
+            names["divmod"] = self.divmod
+            code = dateutil.rrule.rrule._iter
+            self._iter = FunctionType(code.__code__, names, "_iter", code.__defaults__,
+                                      code.__closure__)
+        copy._iter = MethodType(self._iter, copy)
+        copy._rrule__mod_distance = self.distance(copy._rrule__mod_distance)
+        return copy
+
+    def distance(self, original: Callable[[int, set, int], tuple]) -> Callable:
+        """dateutil's step to the next valid hour, minute or second, charged for the most
+        passes it makes (one per unit of ``base``)."""
+
+        def counted(value: int, byxxx: set, base: int) -> tuple:
+            self.charge(1 + base // (2 * _TICKS_PER_STEP))
+            return original(value, byxxx, base)
+
+        return counted
+
+    def period_info(self, rule: dateutil.rrule.rrule) -> _MeteredInfo:
+        return _MeteredInfo(rule, self)
+
+
+#: The names dateutil's rule iteration runs with; :meth:`_Meter.metered` swaps two of them.
+_RRULE_NAMES = vars(dateutil.rrule)
+
+
+class _MeteredInfo(dateutil.rrule._iterinfo):
+    """dateutil's per-period helper, charging each period by the days dateutil will filter."""
+
+    def __init__(self, rule: dateutil.rrule.rrule, meter: _Meter) -> None:
+        super().__init__(rule)
+        self.meter = meter
+        self.per_day = 1 + len(rule._bysetpos or ())
+
+    def rebuild(self, year: int, month: int) -> None:
+        self.meter.charge(_REBUILD_STEPS)
+        super().rebuild(year, month)
+
+    def _charged(self, found: tuple) -> tuple:
+        _, start, end = found
+        self.meter.charge(_PERIOD_STEPS + (end - start) * self.per_day // _DAYS_PER_STEP)
+        return found
+
+    def ydayset(self, year, month, day):
+        return self._charged(super().ydayset(year, month, day))
+
+    def mdayset(self, year, month, day):
+        return self._charged(super().mdayset(year, month, day))
+
+    def wdayset(self, year, month, day):
+        return self._charged(super().wdayset(year, month, day))
+
+    def ddayset(self, year, month, day):
+        return self._charged(super().ddayset(year, month, day))
+
+
 # --- helpers ---------------------------------------------------------------------------------
 
 
@@ -1024,39 +1236,44 @@ class _Occurrence(recurring_ical_events.Occurrence):
 
 class _Series(recurring_ical_events.Series):
     """A series whose occurrences are ``_Occurrence`` (the hook Series offers for this) and
-    whose rules stop after ``RULE_STEPS`` occurrences (``stopped`` then says so)."""
+    whose rules charge every step of their expansion to ``meter``."""
 
-    def __init__(self, components) -> None:
+    def __init__(self, components, meter: _Meter) -> None:
         super().__init__(components)
-        self.stopped = False
         rules = getattr(self.recurrence, "rrules", None)
         if rules is not None:
-            self.recurrence.rrules = [_StoppedRule(rule, self) for rule in rules]
+            self.recurrence.rrules = [_StoppedRule(rule, meter) for rule in rules]
 
     def occurrence(self, adapter, start=None, end=None) -> _Occurrence:
         return _Occurrence(adapter, start, end, sequence=self.sequence)
 
 
 class _StoppedRule:
-    """A dateutil rule (or rule set) whose ``between`` stops after ``RULE_STEPS`` steps.
+    """A dateutil rule (or rule set) whose ``between`` yields lazily and stops past the window.
 
     dateutil's own ``between`` walks every occurrence from DTSTART on and returns them all
     as a list: a rule every minute since 2015 means millions before the window starts.
-    This one yields lazily, so the reader's cap on occurrences ends the walk too.
+    This one yields lazily, so the reader's cap on occurrences ends the walk too. An RRULE is
+    rebuilt as a metered copy without dateutil's cache (which kept every value it walked:
+    gigabytes for a rule every second); the rule set holds only DTSTART and the RDATEs, so
+    its cost is bounded by the text.
     """
 
-    def __init__(self, rule, series: _Series) -> None:
-        self.rule = rule
+    def __init__(self, rule, meter: _Meter) -> None:
         self.until = getattr(rule, "until", None)
-        self.series = series
+        self.meter = meter if isinstance(rule, dateutil.rrule.rrule) else None
+        self.rule = rule
+        self.metered = self.meter is None
 
     def between(self, after, before, inc: bool = False) -> Iterator:
+        meter = self.meter
+        if not self.metered:  # built when first needed: past the budget, the rest never are
+            self.rule, self.metered = meter.metered(self.rule), True
         zone: object = False
         low = high = inner_low = inner_high = None
-        for step, value in enumerate(self.rule):
-            if step >= RULE_STEPS:
-                self.series.stopped = True
-                return
+        for value in self.rule:
+            if meter is not None:
+                meter.value()
             if value.tzinfo is not zone:  # bounds a day off, in the values' own zone: a
                 zone = value.tzinfo  # comparison within one zone needs no UTC offset
                 low, high = _widened(after, zone, -_DAY), _widened(before, zone, _DAY)
@@ -1092,24 +1309,166 @@ _MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _RRULE_LINE = re.compile(r"\n(?i:RRULE)[^:\r\n]*:([^\r\n]*)")
 
 
-def _zone_problem(block: str) -> str | None:
+def _zone_problem(block: str, last_year: int) -> str | None:
     """Why a VTIMEZONE would hang whoever computes its offsets, or None.
 
     Each offset lookup walks the zone's rules from their DTSTART (often 1601) on: a rule
-    more frequent than yearly means millions of steps per event.
+    more frequent than yearly means millions of steps per event, and so does a yearly rule
+    that fires thousands of times a year (every hour of 28 days of every month). Real zones
+    change a few times a year; ``last_year`` is as far as lookups go (the window's end).
     """
     for match in _RRULE_LINE.finditer(block):
-        parts: dict[str, list[str]] = {}
-        for part in match.group(1).split(";"):
-            key, _, value = part.partition("=")
-            parts[key.strip().upper()] = value.split(",")
+        parts = _rule_parts(match.group(1))
         freq = ",".join(parts.get("FREQ", [""])).strip().upper()
         if freq != "YEARLY":
             return f"RRULE FREQ={freq or '?'} (a zone changes yearly)"
         problem = _rule_problem(parts)
         if problem:
             return f"RRULE {problem}"
+    changes: dict[int, int] = {}  # year -> change of the transitions a year from then on
+    onsets: set[str] = set()  # the single transitions (DTSTART, RDATE), each counted once
+    walked = 0
+    for part in _ZONE_PART.finditer(block):
+        text = part.group(0)
+        starts = _ZONE_START.findall(text)
+        # the earliest DTSTART in it (a line of something nested must not move it later)
+        first = min((int(start[:4]) for start in starts), default=1)
+        rules = _RRULE_LINE.findall(text)
+        if not rules:
+            onsets.update(start[:15] for start in starts)
+        for rule in rules:
+            parts = _rule_parts(rule)
+            per_year, count = _yearly_bound(parts), _first_int(parts.get("COUNT"))
+            if count is not None:
+                per_year = min(per_year, max(count, 0))
+            until = _first_int([value[:4] for value in parts.get("UNTIL", ())])
+            last = min(last_year, until if until is not None else last_year)
+            _count_transitions(changes, first, last, per_year)
+            years = max(last - first + 1, 0)
+            walked += per_year * years if count is None else min(per_year * years, count)
+        for dates in _RDATE_LINE.findall(text):
+            onsets.update(value.strip()[:15] for value in dates.split(",") if value.strip())
+    for onset in onsets:
+        year = _first_int([onset[:4]])
+        if year is not None:
+            _count_transitions(changes, year, year, 1)
+            walked += year <= last_year
+    busiest, year = _busiest_year(changes)
+    if busiest > ZONE_TRANSITIONS_PER_YEAR:
+        return (f"up to {busiest} transitions in {year} (a zone has a few a year, at most "
+                f"{ZONE_TRANSITIONS_PER_YEAR})")
+    if walked > ZONE_TRANSITIONS_WALKED:
+        return (f"each offset lookup walks up to {walked} transitions (at most "
+                f"{ZONE_TRANSITIONS_WALKED})")
     return None
+
+
+# one STANDARD or DAYLIGHT, up to the next (all of it: what icalendar reads as its lines)
+_ZONE_PART = re.compile(r"\n(?i:BEGIN:(?:STANDARD|DAYLIGHT))\r?$.*?"
+                        r"(?=\n(?i:BEGIN:(?:STANDARD|DAYLIGHT))\r?$|\Z)", re.M | re.S)
+_ZONE_START = re.compile(r"\n(?i:DTSTART)[^:\r\n]*:(\d{4}[^\r\n]*)")
+_RDATE_LINE = re.compile(r"\n(?i:RDATE)[^:\r\n]*:([^\r\n]*)")
+
+
+def _iana_name(tzid: str) -> str | None:
+    """The IANA zone icalendar finds for a TZID by name, as it looks (the name, a Windows
+    name, or after a vendor prefix like ``/citadel.org/.../Europe/Berlin``), or None."""
+    cleaned = tzp.clean_timezone_id(tzid.strip())
+    names = [cleaned, WINDOWS_TO_OLSON.get(cleaned, "")]
+    if tzid.strip().startswith("/"):
+        parts = cleaned.split("/")
+        names += ["/".join(parts[start:]) for start in range(1, len(parts))]
+    known = _iana_names()
+    return next((name for name in names if name in known), None)
+
+
+@functools.cache
+def _iana_names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _utc_zone(tzid: str) -> str:
+    """A VTIMEZONE of UTC under ``tzid`` (its raw value), to stand in for a hostile one."""
+    return (f"BEGIN:VTIMEZONE\r\nTZID:{tzid}\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\n"
+            "TZOFFSETFROM:+0000\r\nTZOFFSETTO:+0000\r\nTZNAME:UTC\r\nEND:STANDARD\r\n"
+            "END:VTIMEZONE\r\n")
+
+
+def _rule_parts(rule: str) -> dict[str, list[str]]:
+    """An RRULE value as its parts (``FREQ=YEARLY;BYMONTH=3`` -> {"FREQ": ["YEARLY"], ...})."""
+    parts: dict[str, list[str]] = {}
+    for part in rule.split(";"):
+        key, _, value = part.partition("=")
+        parts[key.strip().upper()] = value.split(",")
+    return parts
+
+
+def _first_int(values: list[str] | None) -> int | None:
+    try:
+        return int(values[0]) if values else None
+    except ValueError:
+        return None
+
+
+def _yearly_bound(parts: dict[str, list[str]]) -> int:
+    """The most times a FREQ=YEARLY rule can fire in one year, as dateutil reads BYxxx: the
+    days it can fall on (the fewest any BYxxx allows) times the times of day."""
+
+    def count(key: str) -> int:
+        return len({value.strip().upper() for value in parts.get(key, ()) if value.strip()})
+
+    months = count("BYMONTH")
+    days: list[int] = []
+    if count("BYMONTHDAY"):
+        days.append((months or 12) * count("BYMONTHDAY"))
+    if count("BYYEARDAY"):
+        days.append(count("BYYEARDAY"))
+    if count("BYWEEKNO"):
+        days.append(7 * count("BYWEEKNO"))
+    if count("BYDAY"):
+        # "-1SU" is one day a month (of BYMONTH) or a year; "SU" is every Sunday of those
+        nth = len({v.strip() for v in parts["BYDAY"] if v.strip()[:1] in set("+-0123456789")})
+        every = count("BYDAY") - nth
+        days.append((months or 1) * nth + (5 * months if months else 53) * every)
+        if count("BYMONTHDAY"):  # "BYMONTHDAY=21,...,27;BYDAY=SU": one Sunday a month
+            days.append((months or 12) * (every * _same_weekday(parts["BYMONTHDAY"]) + nth))
+    if months:
+        days.append(31 * months if days else months)  # alone: DTSTART's day of each month
+    per_year = min([366, *days]) if days else 1
+    times = max(count("BYHOUR"), 1) * max(count("BYMINUTE"), 1) * max(count("BYSECOND"), 1)
+    if count("BYSETPOS"):
+        return min(per_year * times, count("BYSETPOS"))
+    return per_year * times
+
+
+def _same_weekday(monthdays: list[str]) -> int:
+    """The most of these days of a month that can fall on one weekday (days 7 apart do; a
+    day counted from the month's end may fall on any)."""
+    classes = [0] * 7
+    from_end = 0
+    for value in {value.strip() for value in monthdays if value.strip()}:
+        day = _first_int([value])
+        if day is None or day < 0:
+            from_end += 1
+        else:
+            classes[day % 7] += 1
+    return max(classes) + from_end
+
+
+def _count_transitions(changes: dict[int, int], first: int, last: int, per_year: int) -> None:
+    if first <= last and per_year:
+        changes[first] = changes.get(first, 0) + per_year
+        changes[last + 1] = changes.get(last + 1, 0) - per_year
+
+
+def _busiest_year(changes: dict[int, int]) -> tuple[int, int]:
+    """The most transitions of any year, and that year."""
+    busiest, busiest_year, running = 0, 0, 0
+    for year in sorted(changes):
+        running += changes[year]
+        if running > busiest:
+            busiest, busiest_year = running, year
+    return busiest, busiest_year
 
 
 def _rule_problem(rule) -> str | None:

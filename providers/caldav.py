@@ -35,7 +35,7 @@ from caldav.elements import cdav, dav
 from caldav.lib import error as dav_error
 from lxml import etree
 
-from daemon.icsread import read_calendar
+from daemon.icsread import ReadBudget, read_calendar
 from daemon.identity import reminder_hash
 from daemon.model import UID_DOMAIN, ChangeSet, Event, ReadScope, Reminder, RemoteReminder
 from daemon.redact import redact_url
@@ -198,6 +198,8 @@ class _Spool:
         # closed by events() once read, else when the read is dropped
         self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
         self.count = 0
+        #: one budget of work for the whole read: objects must not add up their budgets
+        self.budget = ReadBudget()
 
     def add(self, events: Iterable[Event]) -> None:
         for event in events:
@@ -215,7 +217,7 @@ class _Spool:
 def _parse_into(spool: _Spool, href: str, data: str, source: str, scope: ReadScope) -> list[str]:
     """Read one object's calendar-data into ``spool``; the UIDs it holds."""
     before = len(scope.warnings)
-    found = read_calendar(data, source, scope)
+    found = read_calendar(data, source, scope, budget=spool.budget)
     for i in range(before, len(scope.warnings)):
         scope.warnings[i] = f"{scope.warnings[i]} (at {href})"
     spool.add(found)

@@ -20,6 +20,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -283,6 +284,62 @@ def no_secret_anywhere(rig: Rig, outputs: dict[str, str], state_path: Path) -> l
     return check_no_secret(everything, rig.secrets)
 
 
+#: Only a guard against a hang when a test has already failed: every wait is for an event.
+WAIT = 120.0
+
+
+def start_sync(config: Path, at: datetime, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """``clientlove -vv sync`` as its own process, its output into ``log`` (a pipe could
+    fill up)."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "daemon", "-vv", "--config", str(config), "--now",
+             at.isoformat(), "sync"], stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+class StaleWrite:
+    """The first write to the target held in the proxy after it left its process, and let
+    through only when the next run sends the same request.
+
+    This is the window a SIGKILL opens: a request already on the wire lands after its sender
+    died, here after the next run listed the target and just before that run's own write of
+    the same key. The order is fixed by events, so the window opens every time.
+    """
+
+    def __init__(self, proxy: CountingProxy, prefix: str) -> None:
+        self.prefix = prefix
+        self.path: str | None = None
+        self.held = threading.Event()
+        self.landed = threading.Event()
+        self._release = threading.Event()
+        self._lock = threading.Lock()
+        self._holder: int | None = None
+        proxy.fault = self.fault
+        proxy.landed = self._on_landed
+
+    def fault(self, method: str, path: str) -> None:
+        if method not in ("PUT", "POST") or not path.startswith(self.prefix):
+            return None
+        with self._lock:
+            first = self.path is None
+            if first:
+                self.path, self._holder = path, threading.get_ident()
+        if first:
+            self.held.set()
+            self._release.wait(WAIT)
+        elif path == self.path and not self.landed.is_set():
+            self._release.set()
+            self.landed.wait(WAIT)
+        return None
+
+    def _on_landed(self, method: str, path: str, status: int) -> None:
+        if threading.get_ident() == self._holder:
+            self.landed.set()
+
+    def close(self) -> None:
+        self._release.set()
+
+
 def run_crashes(rig: Rig, root: Path, crashes: int, seed: int = 2) -> ScenarioResult:
     """``clientlove sync`` killed with SIGKILL at random moments until ``crashes`` kills have
     landed (a run that ends before its kill counts as a cycle, not a crash; at most twice as
@@ -301,11 +358,7 @@ def run_crashes(rig: Rig, root: Path, crashes: int, seed: int = 2) -> ScenarioRe
     log = root / "run.log"
 
     def sync(at: datetime) -> subprocess.Popen:
-        """A debug-level run, its stdout and stderr into ``log`` (a pipe could fill up)."""
-        with log.open("wb") as out:
-            return subprocess.Popen(
-                [sys.executable, "-m", "daemon", "-vv", "--config", str(path), "--now",
-                 at.isoformat(), "sync"], stdout=out, stderr=subprocess.STDOUT, env=env)
+        return start_sync(path, at, env, log)
 
     outputs: dict[str, str] = {}
     start = time.perf_counter()

@@ -6,6 +6,7 @@ folder, and stopped by PID. Nothing here talks to anything but loopback.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import shutil
@@ -156,6 +157,9 @@ class CountingProxy:
 
     upstream: str
     fault: Callable[[str, str], Fault | None] | None = None
+    #: told ``(method, path, status)`` once the upstream answered a forwarded request,
+    #: before the answer goes back (the sender may be dead by then: it landed all the same)
+    landed: Callable[[str, str, int], None] | None = None
     counts: Counter = field(default_factory=Counter)
     log: list[tuple[str, str, int]] = field(default_factory=list)
 
@@ -169,6 +173,11 @@ class CountingProxy:
 
             def log_message(self, *args):
                 pass
+
+            def handle(self):
+                # the client died (a killed run); what it sent has landed all the same
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    super().handle()
 
             def _any(self):
                 length = int(self.headers.get("Content-Length") or 0)
@@ -199,6 +208,8 @@ class CountingProxy:
                 data = reply.read()
                 conn.close()
                 owner.log.append((self.command, self.path, reply.status))
+                if owner.landed:
+                    owner.landed(self.command, self.path, reply.status)
                 self.send_response(reply.status)
                 for key, value in reply.getheaders():
                     if key.lower() in ("transfer-encoding", "connection", "content-length",

@@ -47,7 +47,8 @@ def _rig(kind, request, root):
 def test_faults_at_20_percent_then_one_clean_cycle_converges(kind, request, tmp_path):
     rig = _rig(kind, request, tmp_path)
     try:
-        result = run_faults(rig, tmp_path, cycles=400 if SOAK else 100, rate=0.2)
+        result = run_faults(rig, tmp_path, cycles=400 if SOAK else 100, rate=0.2,
+                            min_faults=51)
     finally:
         rig.proxy.close()
     assert result.faults > 50

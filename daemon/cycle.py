@@ -5,6 +5,12 @@ for crash safety: the state learns of a write only after the target made it dura
 (``flush``), so the state never claims an event the target does not hold; the reverse (an
 event the state does not know) is harmless because the target's listing is the truth and
 keys are derived, not random.
+
+A write can land after the listing it was planned from: one sent by a run that was then
+killed (or by our own attempt that timed out) reaches the server late, and our conditional
+write of the same key is refused. The cycle then reads back what the target holds for the
+refused keys and records that, so it never ends not knowing a pending reminder of ours
+(whose deletion by the user would otherwise go unseen as a skip).
 """
 
 from __future__ import annotations
@@ -572,6 +578,7 @@ def _execute(
     writes = [Write(a.kind.value, a.reminder, a.current) for a in writing]
     results = apply_writes(target, writes, backoff, stop=stop)
     done: list[tuple[Action, RemoteReminder | None]] = []
+    refused: list[Action] = []
     for action, result in zip(writing, results, strict=False):
         if isinstance(result, AlreadyExists):
             if result.gone and action.reminder is not None:
@@ -579,14 +586,16 @@ def _execute(
                 state.drop_reminder(action.key, tombstone=StoredReminder(
                     action.key, action.client, "", day_of(action.reminder.start, tz)))
             else:
-                # another instance wrote it first: never take this generation again
+                # written meanwhile (a killed run's late write, another instance): never
+                # take this generation again, and learn below what the target holds
                 state.note_keys([action.key])
-                log.info("%s already exists on the target: left for the next cycle",
-                         action.key)
+                log.info("%s already exists on the target: adopted as it is", action.key)
+                refused.append(action)
             continue
         if isinstance(result, (PreconditionFailed, NotFound)):
             log.info("%s changed on the target meanwhile (%s): the user wins", action.key,
                      result)
+            refused.append(action)
             continue
         if isinstance(result, ProviderError):
             report.errors.append(
@@ -599,6 +608,8 @@ def _execute(
     except ProviderError as exc:
         report.errors.append(f"target {target.name}: {said(exc, target.name)}")
         return
+    if refused:
+        _adopt(state, target, backoff, tz, refused)
     for action, result in done:
         report.writes += 1
         report.written.append(action)
@@ -615,3 +626,26 @@ def _execute(
             etag=result.etag,
             content_hash=reminder_hash(action.reminder),
         ))
+
+
+def _adopt(state: State, target: Target, backoff: Backoff, tz: Any,
+           refused: list[Action]) -> None:
+    """Record what the target now holds for keys whose write was refused because the event
+    changed after our listing (see the module docstring); the next cycle reconciles it.
+
+    A refused delete whose event is gone reached its goal: the state forgets it.
+    """
+    try:
+        held = {r.key: r for r in with_retry(target.list_ours, backoff) if not r.cancelled}
+    except ProviderError as exc:
+        log.info("could not read back %d refused writes (%s): the next cycle will",
+                 len(refused), exc)
+        return
+    for action in refused:
+        remote = held.get(action.key)
+        if remote is not None:
+            state.save_reminder(StoredReminder(
+                action.key, action.client, remote.ref, day_of(remote.start, tz), remote.etag,
+                remote.stored_hash))
+        elif action.kind is Kind.DELETE:
+            state.drop_reminder(action.key)

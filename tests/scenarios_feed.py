@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import socket
 import threading
-import time
 from datetime import UTC, datetime
 
 from daemon.feed import FeedServer, feed_doc, make_app
@@ -91,17 +90,19 @@ def run_feed_abuse(rounds: int = 1, seed: int = 3) -> ScenarioResult:
 
             thread = threading.Thread(target=other)
             thread.start()
-            thread.join(5)
+            thread.join()  # bounded by the other's own socket timeout
             result.inputs += 1
             if not served.is_set():
                 result.violations.append("a stalled client blocked another one")
-            start = time.monotonic()
             try:
-                stalled.settimeout(10)
+                # a bound is the only way to say "never cut off": 15 times the channel timeout
+                stalled.settimeout(30)
                 closed = stalled.recv(1) == b""
+            except TimeoutError:
+                closed = False
             except OSError:
                 closed = True
-            if not closed or time.monotonic() - start > 8:
+            if not closed:
                 result.violations.append("a stalled client was not cut off")
             stalled.close()
         if _status(_raw(server.port, good.encode())) != 200:

@@ -6,6 +6,7 @@ folder, and stopped by PID. Nothing here talks to anything but loopback.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import shutil
@@ -33,13 +34,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+class ServerExited(RuntimeError):
+    """The server process ended while starting (its port was taken meanwhile, say)."""
+
+
+#: How long a server may take to start: a guard against a hang on a loaded machine, not a
+#: synchronisation (the wait ends as soon as the server is up).
+START_TIMEOUT = 120.0
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = START_TIMEOUT,
+                  ready: Callable[[], bool] = lambda: True) -> None:
+    """Until the port accepts and ``ready()`` says the listener is this process's own."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited early with {proc.returncode}")
+            raise ServerExited(f"server exited early with {proc.returncode}")
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
+            if sock.connect_ex(("127.0.0.1", port)) == 0 and ready():
                 return
         time.sleep(0.05)
     raise RuntimeError(f"server on port {port} did not start")
@@ -102,9 +114,23 @@ class DavServer:
 
 def start_server(kind: str, root: Path, *, port: int | None = None,
                  htpasswd: bool = False) -> DavServer:
-    port = port or free_port()
+    """Start a server on ``port``, else on a free one; a free port another process took
+    between our look and the server's bind makes the server exit: then another port."""
+    for _attempt in range(1 if port else 3):
+        try:
+            return _start(kind, root, port or free_port(), htpasswd)
+        except ServerExited:
+            if port:
+                raise
+    raise RuntimeError(f"{kind} did not start on three free ports")
+
+
+def _start(kind: str, root: Path, port: int, htpasswd: bool) -> DavServer:
     root.mkdir(parents=True, exist_ok=True)
     log = root / f"{kind}.log"
+    size = log.stat().st_size if log.exists() else 0
+    # Radicale says when it bound (a connect alone could reach whoever took the port)
+    listening = f"Listening on '127.0.0.1:{port}'".encode()
     if kind == "radicale":
         args = [sys.executable, "-m", "radicale", "--config", "",
                 "--server-hosts", f"127.0.0.1:{port}",
@@ -130,7 +156,15 @@ def start_server(kind: str, root: Path, *, port: int | None = None,
     proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     handle.close()
-    wait_for_port(port, proc)
+
+    def ready() -> bool:
+        return kind != "radicale" or listening in log.read_bytes()[size:]
+
+    try:
+        wait_for_port(port, proc, ready=ready)
+    except ServerExited:
+        proc.wait()
+        raise
     server = DavServer(kind, root, port, proc, principal, log=log,
                        password="s3cret-pa55" if htpasswd else "x")
     server._htpasswd = htpasswd
@@ -156,6 +190,9 @@ class CountingProxy:
 
     upstream: str
     fault: Callable[[str, str], Fault | None] | None = None
+    #: told ``(method, path, status)`` once the upstream answered a forwarded request,
+    #: before the answer goes back (the sender may be dead by then: it landed all the same)
+    landed: Callable[[str, str, int], None] | None = None
     counts: Counter = field(default_factory=Counter)
     log: list[tuple[str, str, int]] = field(default_factory=list)
 
@@ -169,6 +206,11 @@ class CountingProxy:
 
             def log_message(self, *args):
                 pass
+
+            def handle(self):
+                # the client died (a killed run); what it sent has landed all the same
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    super().handle()
 
             def _any(self):
                 length = int(self.headers.get("Content-Length") or 0)
@@ -199,6 +241,8 @@ class CountingProxy:
                 data = reply.read()
                 conn.close()
                 owner.log.append((self.command, self.path, reply.status))
+                if owner.landed:
+                    owner.landed(self.command, self.path, reply.status)
                 self.send_response(reply.status)
                 for key, value in reply.getheaders():
                     if key.lower() in ("transfer-encoding", "connection", "content-length",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -469,56 +468,76 @@ def slow_server(fake: Fake) -> Iterator[FeedServer]:
     srv.stop()
 
 
+#: How long a test waits for the server to cut a stalled or idle client off (channel timeout
+#: 2 s, checked every second). "Cut off" can only be checked against some bound: ten times.
+CUT_OFF = 30.0
+HALF_A_REQUEST = b"GET /" + TOKEN[:10].encode()  # half a request line, then nothing
+
+
+def _held(sock: socket.socket) -> bool:
+    """Whether the server still holds the connection: nothing to read and not closed."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.settimeout(CUT_OFF)
+
+
+def test_stalled_client_does_not_hold_up_the_others(fake: Fake):
+    """Others are served while a stalled client is still held (its channel timeout outlasts
+    the test, so the order cannot depend on how loaded the machine is)."""
+    srv = FeedServer(make_app(TOKEN, fake.feed, fake.check, Metrics()), "127.0.0.1", 0,
+                     channel_timeout=CUT_OFF)
+    srv.start()
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=CUT_OFF) as sock:
+            sock.sendall(HALF_A_REQUEST)
+            codes = [get(srv, FEED).status_code for _ in range(3)]
+            assert _held(sock)
+    finally:
+        srv.stop()
+    assert codes == [200, 200, 200]
+
+
 def test_stalled_client_is_dropped_while_others_are_served(slow_server):
     started = time.monotonic()
-    with socket.create_connection(("127.0.0.1", slow_server.port), timeout=10) as sock:
-        sock.sendall(b"GET /" + TOKEN[:10].encode())  # half a request line, then nothing
-        served = []
-
-        def others() -> None:
-            for _ in range(3):
-                response = get(slow_server, FEED)
-                served.append((response.status_code, time.monotonic() - started))
-                time.sleep(0.3)
-
-        thread = threading.Thread(target=others)
-        thread.start()
+    with socket.create_connection(("127.0.0.1", slow_server.port), timeout=CUT_OFF) as sock:
+        sock.sendall(HALF_A_REQUEST)
+        assert get(slow_server, FEED).status_code == 200
         try:
             data = sock.recv(1024)
         except ConnectionResetError:
             data = b""
         closed_after = time.monotonic() - started
-        thread.join(10)
     assert data == b""  # closed without an answer
-    assert 1.5 <= closed_after <= 2 + 4
-    assert [code for code, _ in served] == [200, 200, 200]
-    assert all(at < 2 for _, at in served)  # answered while the stalled one still hung
+    assert closed_after >= 1.5  # not before its channel timeout (load only makes it later)
     assert get(slow_server, "/healthz").status_code == 200
 
 
 def test_idle_keepalive_connection_is_closed(slow_server):
-    with socket.create_connection(("127.0.0.1", slow_server.port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", slow_server.port), timeout=CUT_OFF) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         first = sock.recv(65536)
         assert first.startswith(b"HTTP/1.1 200")
-        started = time.monotonic()
-        rest = b""
         try:
-            while chunk := sock.recv(65536):
-                rest += chunk
+            while sock.recv(65536):  # a TimeoutError here: never closed
+                pass
         except ConnectionResetError:
             pass
-        assert time.monotonic() - started <= 2 + 4
 
 
 def test_stop_is_prompt_and_idempotent(fake):
     srv = FeedServer(make_app(TOKEN, fake.feed, fake.check, Metrics()), "127.0.0.1", 0)
     srv.start()
     assert get(srv, FEED).status_code == 200
-    started = time.monotonic()
     srv.stop()
     srv.stop()
-    assert time.monotonic() - started < 3
+    # stop returned because the loop ended (woken at once), not because its join gave up
+    assert srv._thread is not None and not srv._thread.is_alive()
     with pytest.raises(requests.ConnectionError):
         get(srv, FEED)
 

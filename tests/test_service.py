@@ -239,24 +239,34 @@ def test_kill_9_mid_cycle_then_restart_makes_no_duplicate(daemon: Daemon, radica
 
     harness = CalDavHarness(radicale)
     proxy = CountingProxy(radicale.base_url)
-    proxy.fault = lambda method, path: Fault(delay=0.15) if method == "PUT" else None
+    eighth, release = threading.Event(), threading.Event()
+
+    def fault(method: str, path: str) -> Fault | None:
+        if method != "PUT":
+            return None
+        if proxy.counts["PUT"] == 8:  # held until the kill: it lands in the middle, every time
+            eighth.set()
+            release.wait(120)
+        return Fault(delay=0.15)
+
+    proxy.fault = fault
     (daemon.root / "creds" / "work-dav").write_text(radicale.password)
     write_config(daemon.root, daemon.port, feed={"enabled": False},
                  target={"type": "caldav", "url": proxy.url_for(harness.url), "username": "me",
                          "credential": "work-dav"})
     try:
         daemon.start()
-        deadline = time.monotonic() + 30
-        while proxy.counts["PUT"] < 8 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        assert eighth.wait(120), "".join(daemon.logs[-30:])  # a guard against a hang only
         daemon.kill()  # kill -9 in the middle of the writes
         written = proxy.counts["PUT"]
         assert 0 < written < 30
         proxy.fault = None
+        release.set()
         daemon.start()
         daemon.wait_cycles(1)
         assert daemon.stop() == 0
     finally:
+        release.set()
         proxy.close()
     keys = [key_of(e) for e in harness.all_events() if key_of(e)]
     assert len(keys) == len(set(keys)) == 30

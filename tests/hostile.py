@@ -105,6 +105,19 @@ def measure(name: str, timeout: float = 120.0) -> Measured:
     return Measured(name, what, row["size"], wall, row["peak_rss_mb"], row["outcome"], row["ok"])
 
 
+def _peak_rss_mb() -> float:
+    """This process's own peak RSS. ``ru_maxrss`` is not: Linux carries the high-water mark
+    over ``exec``, so a case started from a big pytest process would report the parent's."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _main(name: str) -> int:
     cases = load_cases()
     with tempfile.TemporaryDirectory(prefix=f"hostile-{name}-") as scratch:
@@ -113,7 +126,7 @@ def _main(name: str) -> int:
             ok = True
         except AssertionError as exc:
             size, outcome, ok = 0, f"VIOLATION: {exc}", False
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_rss_mb()
     print(json.dumps({"size": size, "outcome": outcome, "ok": ok, "peak_rss_mb": peak}))
     return 0 if ok else 1
 

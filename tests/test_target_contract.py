@@ -225,3 +225,73 @@ def test_a_move_keeps_what_the_user_added(harness):
     assert harness.extras("acme-corp.1") == {**before, "alarms": [30, 2 * 24 * 60]}
     if harness.name != "google":
         assert "#need" in listed.categories
+
+
+# -- issue 12, "Done means": a cycle over every target -------------------------------------
+
+
+def _cycle_config(tmp_path, *names: str):
+    from daemon.config import parse_config
+
+    return parse_config({
+        "timezone": "Europe/London",
+        "sources": [{"type": "ics", "path": "unused.ics", "name": "work"}],
+        "target": {"type": "ics", "path": "unused-out.ics"},
+        "clients": [{"name": n, "domains": ["acme.example"] if i == 0 else []}
+                    for i, n in enumerate(names)],
+    }, tmp_path)
+
+
+def _history():
+    from daemon.model import Attendee, Event, PartStat
+    from providers.memory import MemorySource
+
+    return MemorySource("work", [Event(
+        source="work", uid="m1", start=date(2026, 11, 16), summary="Review",
+        attendees=(Attendee("jane@acme.example", PartStat.ACCEPTED),))])
+
+
+def test_a_user_move_is_left_alone_and_the_status_shows_it(harness, tmp_path):
+    """Our cycle writes, the user moves our reminder in their calendar, the next cycles (one
+    long-lived target instance, as the service keeps it) leave it where they put it."""
+    from daemon.cycle import run_cycle
+    from daemon.reconcile import Kind
+    from daemon.retry import Backoff
+    from daemon.state import State
+
+    config = _cycle_config(tmp_path, "Acme Corp")
+    state, source, target = State(":memory:"), _history(), harness.target()
+    fast = Backoff(attempts=2, base=0.0, cap=0.0)
+    now = datetime(2026, 11, 19, 8, 0, tzinfo=TZ)
+    first = run_cycle(config, state, [source], target, now, backoff=fast)
+    assert [a.kind for a in first.actions] == [Kind.CREATE] and first.writes == 1
+    moved = datetime(2026, 11, 26, 14, 0, tzinfo=TZ)
+    (key,) = [r.key for r in harness.target().list_ours()]
+    harness.user_edit(key, dtstart=moved, dtend=moved + timedelta(minutes=15))
+    for later in (now + timedelta(hours=1), now + timedelta(days=4)):
+        report = run_cycle(config, state, [source], target, later, backoff=fast)
+        assert report.writes == 0 and [a.kind for a in report.actions] == [Kind.LEAVE]
+        (plan,) = report.plans
+        assert plan.reminder_at == moved and plan.moved_by_user and not plan.overdue
+        assert any("moved by you" in note for note in plan.notes)
+    (listed,) = harness.target().list_ours()
+    assert listed.start == moved
+
+
+def test_a_name_of_1000_characters(harness, tmp_path):
+    """A 1,000-character client name: one reminder, recognised as ours on the next cycle."""
+    from daemon.cycle import run_cycle
+    from daemon.retry import Backoff
+    from daemon.state import State
+
+    name = ("Société Générale des Très Longs Noms " * 30)[:1000].strip()
+    config = _cycle_config(tmp_path, name)
+    state, source, target = State(":memory:"), _history(), harness.target()
+    fast = Backoff(attempts=2, base=0.0, cap=0.0)
+    now = datetime(2026, 11, 19, 8, 0, tzinfo=TZ)
+    assert run_cycle(config, state, [source], target, now, backoff=fast).writes == 1
+    again = run_cycle(config, state, [source], target, now + timedelta(minutes=15),
+                      backoff=fast)
+    assert again.writes == 0 and not again.errors, again.errors
+    (listed,) = harness.target().list_ours()
+    assert len(listed.key) <= 80 and listed.summary.endswith(name)

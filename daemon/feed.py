@@ -20,6 +20,7 @@ error, waitress's own messages) have every segment but the route names replaced 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -503,7 +504,10 @@ class FeedServer:
             return
         for item in list(self._map.values()):
             if isinstance(item, Trigger):  # wake the poll loop now rather than in a second
-                item.pull_trigger()
+                # the loop may have seen the flag and closed the trigger meanwhile: then it is
+                # ending anyway
+                with contextlib.suppress(OSError):
+                    item.pull_trigger()
                 break
         self._thread.join(timeout)
 

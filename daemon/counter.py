@@ -54,12 +54,6 @@ class CounterState:
     due: date | None
     steps: tuple[Step, ...] = ()
 
-    def next_interval_days(self, rule: CounterRule) -> int:
-        """The interval the next on-schedule, fine check-in would give."""
-        if self.interval_days is None:
-            return rule.base_days
-        return 2 * self.interval_days
-
 
 def merge_by_day(interactions: Iterable[Interaction]) -> list[Interaction]:
     """Several interactions on one date are one; a reset on any of them counts.

@@ -20,8 +20,6 @@ from typing import Any
 
 import click
 import yaml
-from rich.console import Console
-from rich.markup import escape
 
 from daemon.config import (
     EX_CONFIG,
@@ -125,8 +123,7 @@ def _config_failed(exc: ConfigError) -> None:
         head = ": no config file found; looked at:"
     else:
         head = f" in {getattr(exc, 'path', '') or 'the config'}:"
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]config error[/]{escape(head)}",
-                                               highlight=False)
+    _stderr_label("config error", head, colon=False)
     for problem in exc.problems:
         click.echo(f"  {printable(problem)}", err=True)
 
@@ -148,9 +145,19 @@ def _error(message: str, label: str = "error") -> None:
     """One line on stderr, never wrapped (a pipe or the journal gets it whole); what the
     message quotes (a server's words, a UID) cannot break the line or reach the terminal
     as a control sequence."""
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]{label}:[/] ", end="",
-                                               highlight=False)
+    _stderr_label(label, "", end=" ")
     click.echo(printable(message), err=True)
+
+
+def _stderr_label(label: str, rest: str, *, colon: bool = True, end: str = "\n") -> None:
+    """``label`` in bold red on a terminal (plain text elsewhere), then ``rest`` as it is.
+    rich is imported here, for terminal output only: a plain run never loads it."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True, soft_wrap=True).print(
+        f"[bold red]{escape(label)}{':' if colon else ''}[/]{escape(rest)}", end=end,
+        highlight=False)
 
 
 @contextmanager
@@ -172,6 +179,7 @@ def _progress():
     """A progress display on a terminal, nothing otherwise."""
     if not sys.stderr.isatty():
         return None
+    from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     return Progress(SpinnerColumn(), TextColumn("reading {task.description}"),
@@ -658,6 +666,9 @@ def auth_google(ctx: click.Context, secrets_file: Path, credential: str,
             authorization_prompt_message="Open this URL in a browser to sign in: {url}",
             success_message="Signed in: you can close this tab and go back to clientlove.")
     except Exception as exc:  # oauthlib's errors carry no secret, only a code
+        from rich.console import Console
+        from rich.markup import escape
+
         Console(stderr=True).print(
             f"[bold red]sign-in failed:[/] {type(exc).__name__}: "
             + escape(printable(str(getattr(exc, "error", "") or getattr(exc, "description", "")

@@ -12,9 +12,6 @@ import hmac
 import os
 from pathlib import Path
 
-import keyring
-import keyring.errors
-
 __all__ = [
     "CREDENTIALS_ENV",
     "KEYRING_SERVICE",
@@ -148,6 +145,8 @@ def resolve_secret(name: str) -> Secret:
     else:
         looked.append(f"${CREDENTIALS_ENV} (not set)")
 
+    import keyring  # only when the secret is not in $CREDENTIALS_DIRECTORY: 10 MB, D-Bus
+
     try:
         value = keyring.get_password(KEYRING_SERVICE, name)
     except Exception as exc:  # backends raise their own types (D-Bus, Secret Service, ...)
@@ -168,6 +167,8 @@ def store_secret(name: str, secret: str | Secret) -> None:
     value = secret.reveal() if isinstance(secret, Secret) else secret
     if not isinstance(value, str) or not value:
         raise CredentialError(f"refusing to store an empty secret as credential {name!r}")
+    import keyring
+
     try:
         keyring.set_password(KEYRING_SERVICE, name, value)
     except Exception as exc:

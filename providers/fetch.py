@@ -16,9 +16,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
+if TYPE_CHECKING:  # requests is imported by the first fetch: an ICS file needs none of it
+    import requests
 
 from providers.base import BadData, TooSlow
 
@@ -101,6 +102,8 @@ def watched_session(session: requests.Session | None = None) -> requests.Session
 
     Call before the session's first request: pools made earlier are not watched.
     """
+    import requests
+
     session = session or requests.Session()
     for adapter in session.adapters.values():
         manager = getattr(adapter, "poolmanager", None)

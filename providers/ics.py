@@ -23,10 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import icalendar
-import requests
 
 from daemon.icsread import NotACalendar, read_calendar_stream
 from daemon.model import ChangeSet, Event, ReadScope, Reminder, RemoteReminder
@@ -51,6 +50,9 @@ from providers.base import (
     Transient,
 )
 from providers.fetch import DEFAULT_DEADLINE, Deadline, capped, watched, watched_session
+
+if TYPE_CHECKING:  # a file source never loads requests (it is 20 MB of the idle daemon)
+    import requests
 
 #: A downloaded calendar stays in memory up to this size, then spills to a temporary file.
 SPOOL_IN_MEMORY = 8 << 20
@@ -160,6 +162,8 @@ class IcsSource:
         auth = None
         if self.username is not None and self._secret is not None:
             auth = (self.username, self._secret())
+        import requests
+
         session = watched_session(self._session)
         what = f"fetch {self.shown}"
         try:

@@ -17,11 +17,13 @@ a shutdown waits for the write in flight.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import gc
 import hashlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -146,6 +148,22 @@ def _malloc_trim() -> Callable[[int], int] | None:
         return None
 
 
+#: glibc's mallopt parameter for the most malloc arenas (malloc.h)
+M_ARENA_MAX = -8
+#: arenas for the daemon's threads: cycles run in threads of their own, and glibc gives each
+#: new thread a fresh arena (up to 8 per core), where a cold read's garbage fragments for good
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
+    """Keep glibc to ``arenas`` malloc arenas unless ``$MALLOC_ARENA_MAX`` says otherwise:
+    with one arena per cycle thread the idle service held twice what it uses."""
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to limit
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas)
+
+
 def _seconds(value: float) -> str:
     """A duration for people: ``45 s``, ``5 min``, ``5 min 30 s``."""
     whole = round(value)
@@ -250,6 +268,7 @@ class Service:
         notifier: Notifier | None = None,
         backoff: Backoff = DEFAULT_BACKOFF,
     ) -> None:
+        limit_malloc_arenas()  # before the first cycle thread
         self.config_path = config_path
         self.clock = clock
         self.backoff = backoff

@@ -366,6 +366,13 @@ class GoogleSource:
                 scope.warnings.append(f"{self.name}: skipped event {item.get('id', '?')}: "
                                       "no start")
                 continue
+            # Google expands a series beyond the window (a sync token allows no timeMin or
+            # timeMax): only the occurrences inside it, as every source gives them
+            timed = isinstance(event.start, datetime)
+            low: date = scope.start if timed else scope.start.date()
+            high: date = scope.end if timed else scope.end.date()
+            if item.get("recurringEventId") and not low <= event.start < high:
+                continue
             if scope.prefilter and not could_name_client(event, scope.kinds):
                 continue
             out.append(event)

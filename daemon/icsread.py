@@ -65,9 +65,14 @@ ZONE_TRANSITIONS_WALKED = 2000
 #: Broken blocks whose nested VEVENTs are looked for, per read (each look costs a split).
 MAX_DESCENTS = 100
 #: Bytes read at a time by :func:`read_calendar_stream`, and the size below which it reads
-#: a file whole (one pass, a few times its size in memory).
-CHUNK_SIZE = 1 << 22
+#: a file whole (one pass, a few times its size in memory). A chunk is held several times
+#: over while it is decoded, unfolded and split, so it sets the survey pass's peak.
+CHUNK_SIZE = 1 << 18
 WHOLE_BELOW = 8 << 20
+#: VEVENT blocks parsed at a time on the fast path (a UID group is never cut, so a batch may
+#: hold more): icalendar's components weigh several times their text, so parsing all kept
+#: blocks at once made the peak of a cold read.
+PARSE_BATCH = 256
 #: The date prefilter reads DTSTART's digits without its zone, so it keeps this margin.
 _DATE_SLACK = timedelta(days=2)
 _REASON_LIMIT = 160
@@ -563,6 +568,10 @@ class _Reader:
         self.folded = tuple({_fold(needle) for needle in scope.needles})
         self.folded_changed = tuple(set(self.folded) - set(scope.needles))
         self._warned: set[str] = set()
+        # where warnings go (the scope's list, or a buffer while batches expand)
+        self._out: list[str] = scope.warnings
+        self._descents = 0  # broken blocks looked into, this read (see MAX_DESCENTS)
+        self._checked_zones: tuple[list[tuple[str, str]], list[tuple[str, str]]] | None = None
 
     def not_calendar(self, first_line: str | None, reason: str) -> list[Event]:
         """No event and no calendar: iCalendar without events (a lone VTODO) reads as
@@ -575,13 +584,13 @@ class _Reader:
     def warn(self, message: str) -> None:
         if message not in self._warned:
             self._warned.add(message)
-            self.scope.warnings.append(f"{self.source}: {message}")
+            self._out.append(f"{self.source}: {message}")
 
     def skip(self, uid: str | None, reason: str) -> None:
         reason = " ".join(reason.split())
         if len(reason) > _REASON_LIMIT:
             reason = reason[: _REASON_LIMIT - 3] + "..."
-        self.scope.warnings.append(f"{self.source}: skipped event {uid or '?'}: {reason}")
+        self._out.append(f"{self.source}: skipped event {uid or '?'}: {reason}")
 
     # -- entry ---------------------------------------------------------------------------------
 
@@ -651,15 +660,34 @@ class _Reader:
         return self.parse_kept(kept, zones)
 
     def parse_kept(self, kept: list[_Block], zones: list[tuple[str, str]]) -> list[Event]:
-        """Parse the blocks the prefilter kept, all at once, else one by one."""
-        if not kept:
-            return []
+        """Parse and expand the blocks the prefilter kept, batch by batch (see
+        :func:`_batches`), so only one batch's components are alive at a time.
+
+        The result and the warnings are those of one parse of all kept blocks: batches
+        follow that parse's order and never cut a UID group, and the expansion's warnings
+        are held back until every batch is parsed.
+        """
+        events: list[Event] = []
+        expansion_warnings: list[str] = []
+        for batch in _batches(kept, PARSE_BATCH):
+            found = self.parse_batch(batch, zones)
+            self._out = expansion_warnings
+            try:
+                events.extend(self.expand(found))
+            finally:
+                self._out = self.scope.warnings
+            del found
+        self.scope.warnings.extend(expansion_warnings)
+        return events
+
+    def parse_batch(self, batch: list[_Block], zones: list[tuple[str, str]]) -> list:
+        """The VEVENTs of one batch, parsed at once, else block by block."""
         try:
-            components = icalendar.Calendar.from_ical(_synthetic(kept, zones), multiple=True)
-        except Exception as error:  # a broken VTIMEZONE or nesting among the kept blocks
+            components = icalendar.Calendar.from_ical(_synthetic(batch, zones), multiple=True)
+        except Exception as error:  # a broken VTIMEZONE or nesting among the blocks
             self.warn(f"damaged calendar ({_short(error)}); read event by event")
-            return self.expand(self.read_blocks(kept, zones))
-        return self.expand(self.vevents(components))
+            return self.read_blocks(batch, zones)
+        return self.vevents(components)
 
     def read_stream(self, handle: BinaryIO, chunk_size: int) -> list[Event]:
         """The fast path over a file in two passes (see :func:`read_calendar_stream`)."""
@@ -817,17 +845,9 @@ class _Reader:
 
     def read_blocks(self, blocks: list[_Block], zones: list[tuple[str, str]]) -> list:
         """Parse block by block, so one broken block costs only itself."""
-        good_zones: list[tuple[str, str]] = []
-        for tzid, block in zones:
-            try:
-                icalendar.Calendar.from_ical(f"BEGIN:VCALENDAR\r\n{block}END:VCALENDAR\r\n")
-            except Exception as error:
-                self.warn(f"bad VTIMEZONE {tzid or '?'} ignored: {_short(error)}")
-            else:
-                good_zones.append((tzid, block))
+        good_zones = self.parsable_zones(zones)
         found = []
         pending = blocks[::-1]
-        descents = 0
         while pending:
             block = pending.pop()
             try:
@@ -840,10 +860,10 @@ class _Reader:
                 # (a bounded number of times, as each look re-reads what is inside).
                 if block.text.upper().count("BEGIN:VEVENT") < 2:
                     continue
-                if descents == MAX_DESCENTS:
+                if self._descents == MAX_DESCENTS:
                     self.warn(f"events inside broken events: only {MAX_DESCENTS} looked into")
                     continue
-                descents += 1
+                self._descents += 1
                 inner = _inner_blocks(block)
                 for uid in inner.lost:
                     self.skip(uid, "BEGIN:VEVENT never closed (file cut off?)")
@@ -851,6 +871,22 @@ class _Reader:
             else:
                 found.extend(self.vevents(parsed))
         return found
+
+    def parsable_zones(self, zones: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The zones icalendar can parse on their own; checked once per read (every batch
+        read block by block passes the same list)."""
+        if self._checked_zones is not None and self._checked_zones[0] is zones:
+            return self._checked_zones[1]
+        good: list[tuple[str, str]] = []
+        for tzid, block in zones:
+            try:
+                icalendar.Calendar.from_ical(f"BEGIN:VCALENDAR\r\n{block}END:VCALENDAR\r\n")
+            except Exception as error:
+                self.warn(f"bad VTIMEZONE {tzid or '?'} ignored: {_short(error)}")
+            else:
+                good.append((tzid, block))
+        self._checked_zones = (zones, good)
+        return good
 
     def vevents(self, components: Iterable) -> list:
         """All VEVENTs, with Google's X-WR-TIMEZONE applied to their calendar."""
@@ -1554,6 +1590,43 @@ def _groups(blocks: list[_Block]) -> list[list[_Block]]:
         uid = _block_uid(block.own)
         groups.setdefault(uid if uid is not None else id(block), []).append(block)
     return list(groups.values())
+
+
+def _batches(blocks: list[_Block], size: int) -> Iterator[list[_Block]]:
+    """The blocks in the order one synthetic calendar of them all would parse them (by
+    X-WR-TIMEZONE, see :func:`_synthetic`), cut into runs of ``size`` or a few more.
+
+    A cut never separates two blocks that may share a UID once parsed: each block's keys are
+    all the UIDs written in it (nested events and alarms too), loosened as :func:`_uid_key`
+    says, so a batch holds whole UID groups and expanding batch by batch equals expanding
+    all at once. Keys that merge too much only make a batch bigger.
+    """
+    calendars: dict[str | None, int] = {}
+    for block in blocks:
+        calendars.setdefault(block.xwr, len(calendars))
+    if len(calendars) > 1:
+        blocks = sorted(blocks, key=lambda block: calendars[block.xwr])
+    keys = [{_uid_key(match.group(1)) for match in _UID.finditer(block.text)}
+            for block in blocks]
+    last: dict[str, int] = {}
+    for index, found in enumerate(keys):
+        for key in found:
+            last[key] = index
+    begin = reach = 0
+    for index, found in enumerate(keys):
+        for key in found:
+            reach = max(reach, last[key])
+        if index >= reach and index + 1 - begin >= size:
+            yield blocks[begin : index + 1]
+            begin = index + 1
+    if begin < len(blocks):
+        yield blocks[begin:]
+
+
+def _uid_key(raw: str) -> str:
+    """A UID as written, loosened so every spelling icalendar reads as one UID (escapes,
+    case of an escaped N, blanks around it) gives one key."""
+    return raw.replace("\\", "").strip().lower()
 
 
 def _synthetic(blocks: list[_Block], zones: list[tuple[str, str]]) -> str:

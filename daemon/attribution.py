@@ -1,4 +1,4 @@
-"""Which events are contact with which client (DESIGN section 2, step 2).
+"""Which events are contact with which client (docs/design.md section 2, step 2).
 
 A client is met by an event when an attendee or the organizer matches one of its emails or
 domains (the domain itself or a subdomain), or when one of its keywords appears in the title

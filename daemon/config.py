@@ -600,7 +600,7 @@ def _shortest_days(span: Span) -> int:
 
 
 class CounterConfig(_Model):
-    """The doubling contact counter (DESIGN section 3)."""
+    """The doubling contact counter (docs/design.md section 3)."""
 
     base: SpanValue = Span(days=7)
     # Validated even when left out, since they are checked against base.
@@ -635,7 +635,7 @@ class CounterConfig(_Model):
 
 
 class ReminderConfig(_Model):
-    """When and how the reminder event sits in the calendar (DESIGN section 4)."""
+    """When and how the reminder event sits in the calendar (docs/design.md section 4)."""
 
     time: Annotated[dt.time, BeforeValidator(_clock)] = dt.time(9, 30)
     #: a reminder due today whose slot has passed is placed at the next quarter hour up to
@@ -753,7 +753,7 @@ AnnouncedClients = Annotated[
 
 
 class AnnouncementConfig(_Model):
-    """News worth a call: named clients are due no later than ``date`` (DESIGN section 3)."""
+    """News worth a call: named clients are due no later than ``date`` (docs/design.md 3)."""
 
     date: dt.date
     text: Text

@@ -1,4 +1,4 @@
-"""The doubling contact counter (DESIGN section 3), as a pure replay over dates.
+"""The doubling contact counter (docs/design.md section 3), as a pure replay over dates.
 
 The interval ``I`` is kept in whole days. ``max`` is in calendar months, so its cap depends
 on the date it is measured from: the cap of an interaction on ``d`` is ``max.after(d) - d``.

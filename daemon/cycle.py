@@ -1,4 +1,4 @@
-"""One sync cycle (DESIGN section 2): read, attribute, count, plan, reconcile, write.
+"""One sync cycle (docs/design.md section 2): read, attribute, count, plan, reconcile, write.
 
 This is the only place the pure core meets the providers and the state. Order matters
 for crash safety: the state learns of a write only after the target made it durable

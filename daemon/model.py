@@ -88,7 +88,7 @@ class Event:
         return f"{self.uid}#{self.occurrence}" if self.occurrence else self.uid
 
     def local_date(self, tz) -> date:
-        """The calendar date the event counts on in ``tz`` (DESIGN section 3).
+        """The calendar date the event counts on in ``tz`` (docs/design.md section 3).
 
         An all-day event keeps its own date: dates never go through a time zone.
         """

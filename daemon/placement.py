@@ -1,4 +1,4 @@
-"""When a reminder starts and when its alarm fires (DESIGN section 3, "placement").
+"""When a reminder starts and when its alarm fires (docs/design.md section 3, "placement").
 
 A reminder is never written into the past: one the user never saw would count as a contact
 the next day. Pure: the planned day, the moment of the cycle and the settings go in; the start,

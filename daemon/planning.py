@@ -1,4 +1,4 @@
-"""From a client's history to the day a reminder is due (DESIGN section 3, "Then:").
+"""From a client's history to the day a reminder is due (docs/design.md section 3, "Then:").
 
 Order of the adjustments, each a pure step:
 

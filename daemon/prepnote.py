@@ -1,4 +1,4 @@
-"""The prep note a reminder carries (DESIGN section 4): what to know before the call.
+"""The prep note a reminder carries (docs/design.md section 4): what to know before the call.
 
 Pure text from plain inputs. Nothing in it depends on the wall clock, only on the plan, so
 the same history gives the same note and an unchanged reminder is never rewritten.

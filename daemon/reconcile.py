@@ -1,7 +1,7 @@
 """The sync decision table: desired reminders against what the target holds of ours.
 
 Pure: in go the desired reminder per client (or ``None`` when none is needed), our events
-as the target lists them and today; out comes a list of actions. The rules (DESIGN
+as the target lists them and today; out comes a list of actions. The rules (docs/design.md
 section 5):
 
 ==============================  ===============  ===========================================

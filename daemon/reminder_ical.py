@@ -1,4 +1,4 @@
-"""Our reminder as an iCalendar VEVENT, and back (DESIGN section 4).
+"""Our reminder as an iCalendar VEVENT, and back (docs/design.md section 4).
 
 Shared by every iCalendar target (the ICS file, CalDAV) so the marks, the alarm and the
 content hash are written and read one way only. Never an ORGANIZER or ATTENDEE.

@@ -1,4 +1,4 @@
-"""The SQLite state (DESIGN section 8): cursors, cached events, our reminders, tombstones.
+"""The SQLite state (docs/design.md section 8): cursors, cached events, our reminders, tombstones.
 
 One transaction per write, so a crash never loses a mapping. Nothing secret is stored
 here: cursors, etags, keys and the events' own text only. The state belongs to one target:

@@ -1,4 +1,4 @@
-"""The promises checked after every reliability scenario (DESIGN sections 5 and 9).
+"""The promises checked after every reliability scenario (docs/design.md sections 5 and 9).
 
 Each scenario returns a :class:`ScenarioResult`; tests assert it has no violation, and
 ``bench/reliability.py`` runs the same scenarios, larger, and prints the table.

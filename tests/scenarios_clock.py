@@ -1,4 +1,4 @@
-"""Clock and time-zone scenarios (DESIGN sections 3 and 5), each returning a ScenarioResult.
+"""Clock and time-zone scenarios (docs/design.md sections 3 and 5), each returning a ScenarioResult.
 
 - :func:`run_clock_and_zones`: a consultant's history around the 2026 DST changes in several
   zones (Santiago too: its clocks change at midnight), the clock stepped through every day
@@ -65,7 +65,7 @@ ME = "me@myfirm.example"
 NO_WAIT = Backoff(attempts=2, base=0.0, cap=0.0)
 STAMP = datetime(2026, 1, 1, tzinfo=UTC)
 
-# the rule of DESIGN section 3 with the defaults (reference implementation below)
+# the rule of docs/design.md section 3 with the defaults (reference implementation below)
 BASE_DAYS = 7
 EARLY_DAYS = 2
 MAX_MONTHS = 2
@@ -85,7 +85,7 @@ class ClockResult(ScenarioResult):
     notes: list[str] = field(default_factory=list)
 
 
-# -- the reference counter (DESIGN section 3, written independently of daemon/) ---------------
+# -- the reference counter (docs/design.md section 3, written independently of daemon/) ------
 
 
 def add_months(day: date, months: int) -> date:
@@ -154,7 +154,7 @@ def plan_rows(plans: Iterable[Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-# -- the reference placement (DESIGN section 3 "placement", written independently) ---------
+# -- the reference placement (docs/design.md section 3 "placement", written independently) ---------
 
 #: the placement defaults: a new or moved reminder starts at least ``LEAD`` after the cycle,
 #: at the slot, else on a quarter hour up to ``LATEST`` the same day, else the next work day

@@ -55,7 +55,7 @@ def assert_clean(result: ClockResult) -> None:
 
 
 def test_reference_counter_matches_the_seed_example():
-    """DESIGN section 3's worked example, through the scenarios' own reference."""
+    """docs/design.md section 3's worked example, through the scenarios' own reference."""
     contacts = [date(2006, 1, 2), date(2006, 1, 9), date(2006, 1, 23), date(2006, 2, 20),
                 date(2006, 4, 17)]
     expected = [date(2006, 1, 9), date(2006, 1, 23), date(2006, 2, 20), date(2006, 4, 17),

@@ -1,4 +1,4 @@
-"""The contact counter of DESIGN section 3, replayed over dates."""
+"""The contact counter of docs/design.md section 3, replayed over dates."""
 
 from __future__ import annotations
 

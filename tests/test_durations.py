@@ -150,7 +150,7 @@ def test_str_parses_back(months: int, days: int, seconds: int) -> None:
 
 
 def test_two_months_is_calendar_arithmetic() -> None:
-    # DESIGN section 3, the seed example: 2006-04-17 plus two months.
+    # docs/design.md section 3, the seed example: 2006-04-17 plus two months.
     assert Span(months=2).after(date(2006, 4, 17)) == date(2006, 6, 17)
     assert parse_span("2mo").after(date(2006, 4, 17)) == date(2006, 6, 17)
 

@@ -23,8 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import requests
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -68,6 +66,8 @@ def main() -> None:
     if args.child:
         child(args.child, args.cycles)
         return
+    import requests  # the load generator's, here in the parent: the child measured holds none
+
     from bench.generate import generate
 
     with tempfile.TemporaryDirectory(prefix="clientlove-idle-") as tmp:

@@ -98,6 +98,8 @@ class IcsSource:
         if cursor:
             with contextlib.suppress(ValueError):
                 previous = json.loads(cursor)
+            if not isinstance(previous, dict):  # a damaged state row: read in full
+                previous = {}
         reusable = bool(previous) and scope.served_by(previous)
         if self.path is not None:
             return self._file_changes(previous if reusable else {}, scope)

@@ -29,10 +29,6 @@ CURSOR_SHAPE = pytest.mark.xfail(strict=True, raises=AttributeError, reason=(
 class _IcsContract(SourceContract):
     """ICS is read whole: no delta, no deletions named, a cursor that never expires."""
 
-    @CURSOR_SHAPE
-    def test_a_cursor_of_another_shape_means_a_full_read(self, backend: SourceBackend):
-        super().test_a_cursor_of_another_shape_means_a_full_read(backend)
-
 
 class TestIcsFileSource(_IcsContract):
     """A whole file, read again only when its size, mtime or digest changed."""

@@ -40,35 +40,58 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 from daemon.model import ChangeSet, ReadScope, Reminder, RemoteReminder
 from daemon.redact import redact_urls
 
 
 class ProviderError(Exception):
-    """Base of every error a provider reports. The message never carries a secret: a URL
-    in it is cut to its scheme and host (a feed's path or query may be its password)."""
+    """Base of every error a provider reports, typed so the engine, the report, metrics and
+    the CLI never parse a message: ``kind`` (one string per class), ``provider`` (the
+    provider's name), ``status`` (the HTTP status behind it, None when there was none) and
+    ``retry_after`` (seconds the remote asked us to wait, None when it did not say).
 
-    def __init__(self, message: str, *, provider: str = "") -> None:
+    The message never carries a secret: a URL in it is cut to its scheme and host (a feed's
+    path or query may be its password).
+    """
+
+    #: what went wrong, for records and metrics; each subclass names its own
+    kind: ClassVar[str] = "error"
+
+    def __init__(self, message: str, *, provider: str = "", status: int | None = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(redact_urls(message))
         self.provider = provider
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def message(self) -> str:
+        """The (redacted) message without the provider's name in front."""
+        return str(self.args[0]) if self.args else ""
 
     def __str__(self) -> str:
-        text = super().__str__()
+        text = self.message
         return f"{self.provider}: {text}" if self.provider else text
 
 
 class AuthError(ProviderError):
     """Credentials missing, wrong or revoked: retrying will not help until the user acts."""
 
+    kind = "auth"
+
 
 class CursorExpired(ProviderError):
     """The stored sync token is no longer valid: drop it and read in full."""
 
+    kind = "cursor-expired"
+
 
 class PreconditionFailed(ProviderError):
     """The etag we hold is stale: someone else wrote first."""
+
+    kind = "precondition-failed"
 
 
 class AlreadyExists(ProviderError):
@@ -78,30 +101,45 @@ class AlreadyExists(ProviderError):
     the engine must treat it as skipped and never try that key again.
     """
 
-    def __init__(self, message: str, *, provider: str = "", gone: bool = False) -> None:
-        super().__init__(message, provider=provider)
+    kind = "already-exists"
+
+    def __init__(self, message: str, *, provider: str = "", status: int | None = None,
+                 retry_after: float | None = None, gone: bool = False) -> None:
+        super().__init__(message, provider=provider, status=status, retry_after=retry_after)
         self.gone = gone
 
 
 class NotFound(ProviderError):
-    """The event (or calendar) is not there."""
+    """The event (or calendar, or file) is not there."""
+
+    kind = "not-found"
 
 
 class Transient(ProviderError):
-    """A network fault, timeout or 5xx/429: worth another try, after ``retry_after`` seconds."""
+    """A network fault, timeout or 408/425/429/5xx: worth another try, after
+    ``retry_after`` seconds when the remote said so."""
 
-    def __init__(self, message: str, *, provider: str = "", retry_after: float | None = None):
-        super().__init__(message, provider=provider)
-        self.retry_after = retry_after
+    kind = "transient"
 
 
 class BadData(ProviderError):
-    """The remote answered with something we cannot read (not a calendar, broken XML, ...)."""
+    """The remote answered with something we cannot read (not a calendar, broken XML, an
+    unexpected status, an answer over its cap, ...)."""
+
+    kind = "bad-data"
 
 
 class TooSlow(ProviderError):
     """A read went past its deadline (a server sending a byte now and then). Not retried
     within the cycle: the next cycle tries again."""
+
+    kind = "too-slow"
+
+
+#: Every kind an error can have, for whoever counts them (metrics, /healthz).
+ERROR_KINDS: tuple[str, ...] = tuple(cls.kind for cls in (
+    ProviderError, AuthError, CursorExpired, PreconditionFailed, AlreadyExists, NotFound,
+    Transient, BadData, TooSlow))
 
 
 @dataclass(frozen=True, slots=True)

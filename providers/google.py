@@ -598,7 +598,7 @@ class GoogleTarget:
                     results[index] = exc
         for index, result in enumerate(results):
             if isinstance(result, AlreadyExists) and writes[index].kind == "create":
-                results[index] = self._existing(writes[index])
+                results[index] = self._existing(writes[index], result.status)
             elif isinstance(result, AuthError) and writes[index].kind != "create" and \
                     result.status == 403:
                 # updating an event the user deleted may answer 403: it is gone
@@ -621,7 +621,7 @@ class GoogleTarget:
             return False
         return item.get("status") == "cancelled"
 
-    def _existing(self, write: Write) -> AlreadyExists:
+    def _existing(self, write: Write, status: int | None) -> AlreadyExists:
         """A 409 on insert: is the id held by a live event, or one the user deleted?"""
         assert write.reminder is not None
         event_id = google_id(write.reminder.key)
@@ -629,11 +629,12 @@ class GoogleTarget:
             item = self.api.execute(self.api.service.events().get(
                 calendarId=self.calendar_id, eventId=event_id), f"get {write.reminder.key}")
         except ProviderError:
-            return AlreadyExists(f"{write.reminder.key} exists", provider=self.name)
+            return AlreadyExists(f"{write.reminder.key} exists", provider=self.name,
+                                 status=status)
         gone = item.get("status") == "cancelled"
         note = " (deleted by the user)" if gone else ""
         return AlreadyExists(f"{write.reminder.key} exists{note}", provider=self.name,
-                             gone=gone)
+                             status=status, gone=gone)
 
     def _one(self, write: Write) -> WriteResult:
         (result,) = self.apply([write])

@@ -47,7 +47,6 @@ from daemon.reminder_ical import (
 )
 from providers.base import (
     AlreadyExists,
-    AuthError,
     BadData,
     CursorExpired,
     NotFound,
@@ -58,6 +57,7 @@ from providers.base import (
     Transient,
 )
 from providers.fetch import DEFAULT_DEADLINE, Deadline, capped, watched, watched_session
+from providers.httpstatus import error_for_status, parse_retry_after
 from providers.multistatus import Answer, Multistatus, read_multistatus
 
 log = logging.getLogger("clientlove.caldav")
@@ -100,26 +100,21 @@ def _href(url: Any) -> str:
     return unquote(urlsplit(str(url)).path)
 
 
-def _status_error(status: int, what: str, provider: str, retry_after: str | None = None):
-    """A typed error for an HTTP status; ``None`` for success."""
+#: CalDAV's 409 answers a PUT whose precondition fails (RFC 4791 5.3.2.1: a UID taken, a
+#: calendar that refuses the object): the engine reads it as "changed meanwhile", a create
+#: as "exists" (see :meth:`CalDavTarget.create`).
+_DAV_OVERRIDES: dict[int, type[ProviderError]] = {409: PreconditionFailed}
+_DAV_HINTS = {401: "check the username and the credential"}
+
+
+def _status_error(status: int, what: str, provider: str,
+                  retry_after: str | None = None) -> ProviderError | None:
+    """A typed error for an HTTP status (:func:`error_for_status`); ``None`` for success."""
     if status < 300:
         return None
-    if status == 401:
-        return AuthError(f"{what}: the server refused the login (HTTP 401); check the username "
-                         "and the credential", provider=provider)
-    if status == 403:
-        return AuthError(f"{what}: access forbidden (HTTP 403)", provider=provider)
-    if status == 404:
-        return NotFound(f"{what}: not found (HTTP 404)", provider=provider)
-    if status in (409, 412):
-        return PreconditionFailed(f"{what}: HTTP {status}", provider=provider)
-    if status == 429 or status >= 500:
-        try:
-            after = float(retry_after) if retry_after else None
-        except ValueError:
-            after = None
-        return Transient(f"{what}: HTTP {status}", provider=provider, retry_after=after)
-    return BadData(f"{what}: HTTP {status}", provider=provider)
+    return error_for_status(status, what, provider=provider,
+                            retry_after=parse_retry_after(retry_after),
+                            hints=_DAV_HINTS, overrides=_DAV_OVERRIDES)
 
 
 def _translate(exc: BaseException, what: str, provider: str) -> ProviderError:
@@ -131,14 +126,16 @@ def _translate(exc: BaseException, what: str, provider: str) -> ProviderError:
     if isinstance(exc, ProviderError):
         return exc
     if isinstance(exc, dav_error.RateLimitError):
-        return Transient(f"{what}: HTTP {exc.status or 429} (rate limited)", provider=provider,
-                         retry_after=exc.retry_after_seconds)
+        status = exc.status or 429
+        return Transient(f"{what}: HTTP {status} (rate limited)", provider=provider,
+                         status=status, retry_after=exc.retry_after_seconds)
     if isinstance(exc, dav_error.DAVError):
         status = exc.status
         if status is None and isinstance(exc, dav_error.NotFoundError):
             status = 404
         err = _status_error(status, what, provider) if status else None
-        return err or BadData(f"{what}: {type(exc).__name__}", provider=provider)
+        return err or BadData(f"{what}: {type(exc).__name__}", provider=provider,
+                              status=status)
     return Transient(f"{what}: {type(exc).__name__}", provider=provider)
 
 
@@ -318,17 +315,18 @@ class _SourceHttp:
             if status in (200, 204) or 300 <= status < 400:
                 kind = _content_kind(response.headers.get("Content-Type"))
                 raise BadData(f"{what}: HTTP {status} with {kind}, not a DAV multistatus "
-                              "(a login page or a captive portal?)", provider=self.name)
+                              "(a login page or a captive portal?)", provider=self.name,
+                              status=status)
             error = _status_error(status, what, self.name, response.headers.get("Retry-After"))
-            error = error or BadData(f"{what}: HTTP {status}", provider=self.name)
-            error.status = status  # type: ignore[attr-defined]
+            error = error or BadData(f"{what}: HTTP {status}", provider=self.name,
+                                     status=status)
             error.expired_token = (  # type: ignore[attr-defined]
                 status in (403, 409, 412) and _mentions_sync_token(response))
             raise error
         kind = response.headers.get("Content-Type", "")
         if kind and "xml" not in kind.lower():
             raise BadData(f"{what}: HTTP 207 with {_content_kind(kind)}, not DAV XML",
-                          provider=self.name)
+                          provider=self.name, status=status)
 
     def close(self) -> None:
         if self._session is not None:
@@ -445,10 +443,11 @@ class CalDavSource:
             self._http.multistatus("REPORT", self.url, body, "1", f"sync {self.shown}",
                                    deadline, each, top)
         except ProviderError as exc:
-            status = getattr(exc, "status", None)
+            status = exc.status
             if first and (getattr(exc, "expired_token", False) or status in (403, 409, 412)):
                 # Radicale 403, Xandikos 412, others 409: all mean "read in full"
-                raise CursorExpired("sync token no longer valid", provider=self.name) from None
+                raise CursorExpired("sync token no longer valid", provider=self.name,
+                                    status=status) from None
             if not first and status in (400, 403, 405, 415, 501):
                 raise _Unsupported(str(status)) from None
             raise
@@ -643,8 +642,9 @@ class CalDavTarget(SequentialWrites):
         body = to_calendar_text(reminder, self._stamp())
         try:
             etag = self._put(href, body, {"If-None-Match": "*"}, f"create {reminder.key}")
-        except PreconditionFailed:
-            raise AlreadyExists(f"{reminder.key} exists", provider=self.name) from None
+        except PreconditionFailed as exc:
+            raise AlreadyExists(f"{reminder.key} exists", provider=self.name,
+                                status=exc.status) from None
         return self._remote(reminder, href, etag)
 
     def _get(self, href: str, what: str) -> tuple[str, str | None]:

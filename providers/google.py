@@ -50,6 +50,7 @@ from providers.base import (
     Write,
     WriteResult,
 )
+from providers.httpstatus import error_for_status, parse_retry_after
 
 log = logging.getLogger("clientlove.google")
 
@@ -72,6 +73,9 @@ ALARM_FIELD = "clientloveAlarm"
 #: Google's limit of reminder overrides per event
 MAX_OVERRIDES = 5
 RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
+#: Google answers a rate limit with 403 and one of RATE_REASONS: worth another try.
+_RATE_LIMITED: dict[int, type[ProviderError]] = {403: Transient}
+_HINTS = {401: "sign in again with `clientlove auth google`"}
 _WORDS = re.compile(r"\w+")
 _PARTSTAT = {"accepted": PartStat.ACCEPTED, "declined": PartStat.DECLINED,
              "tentative": PartStat.TENTATIVE, "needsAction": PartStat.NEEDS_ACTION}
@@ -99,28 +103,12 @@ def translate(exc: BaseException, what: str, provider: str) -> ProviderError:
     if isinstance(exc, HttpError):
         status = int(exc.resp.status)
         reason = _reason(exc)
-        retry = exc.resp.get("retry-after")
-        try:
-            retry_after = float(retry) if retry else None
-        except ValueError:
-            retry_after = None
-        text = f"{what}: HTTP {status}{f' {reason}' if reason else ''}"
-        if status == 429 or status >= 500 or (status == 403 and reason in RATE_REASONS):
-            if reason == "quotaExceeded" and retry_after is None:
-                retry_after = 60.0
-            return Transient(text, provider=provider, retry_after=retry_after)
-        if status == 401:
-            return AuthError(f"{text}: sign in again with `clientlove auth google`",
-                             provider=provider)
-        if status == 403:
-            return AuthError(text, provider=provider)
-        if status in (404, 410):
-            return NotFound(text, provider=provider)
-        if status == 409:
-            return AlreadyExists(text, provider=provider)
-        if status == 412:
-            return PreconditionFailed(text, provider=provider)
-        return BadData(text, provider=provider)
+        retry_after = parse_retry_after(exc.resp.get("retry-after"))
+        if reason == "quotaExceeded" and retry_after is None:
+            retry_after = 60.0
+        return error_for_status(status, what, provider=provider, retry_after=retry_after,
+                                detail=reason, hints=_HINTS,
+                                overrides=_RATE_LIMITED if reason in RATE_REASONS else None)
     # a connection cut mid-answer (IncompleteRead), a half JSON body: the network's doing
     network = isinstance(exc, (TransportError, OSError, socket.timeout,
                                http.client.HTTPException, json.JSONDecodeError))
@@ -321,8 +309,9 @@ class GoogleSource:
             try:
                 reply = self.api.execute(request, f"list {self.calendar}")
             except NotFound as exc:
-                if params.get("syncToken") and "410" in str(exc):
-                    raise CursorExpired("sync token expired", provider=self.name) from None
+                if params.get("syncToken") and exc.status == 410:
+                    raise CursorExpired("sync token expired", provider=self.name,
+                                        status=410) from None
                 raise
             items.extend(reply.get("items") or ())
             page = reply.get("nextPageToken")
@@ -616,14 +605,15 @@ class GoogleTarget:
                     results[index] = exc
         for index, result in enumerate(results):
             if isinstance(result, AlreadyExists) and writes[index].kind == "create":
-                results[index] = self._existing(writes[index])
+                results[index] = self._existing(writes[index], result.status)
             elif isinstance(result, AuthError) and writes[index].kind != "create" and \
-                    "403" in str(result):
+                    result.status == 403:
                 # updating an event the user deleted may answer 403: it is gone
-                results[index] = NotFound(str(result), provider=self.name)
+                results[index] = NotFound(result.message, provider=self.name, status=403)
             elif isinstance(result, PreconditionFailed) and self._deleted(writes[index]):
                 # a stale etag because the user deleted it: gone, not merely changed
-                results[index] = NotFound(f"{result} (deleted by the user)", provider=self.name)
+                results[index] = NotFound(f"{result.message} (deleted by the user)",
+                                          provider=self.name, status=result.status)
         return results
 
     def _deleted(self, write: Write) -> bool:
@@ -638,7 +628,7 @@ class GoogleTarget:
             return False
         return item.get("status") == "cancelled"
 
-    def _existing(self, write: Write) -> AlreadyExists:
+    def _existing(self, write: Write, status: int | None) -> AlreadyExists:
         """A 409 on insert: is the id held by a live event, or one the user deleted?"""
         assert write.reminder is not None
         event_id = google_id(write.reminder.key)
@@ -646,11 +636,12 @@ class GoogleTarget:
             item = self.api.execute(self.api.service.events().get(
                 calendarId=self.calendar_id, eventId=event_id), f"get {write.reminder.key}")
         except ProviderError:
-            return AlreadyExists(f"{write.reminder.key} exists", provider=self.name)
+            return AlreadyExists(f"{write.reminder.key} exists", provider=self.name,
+                                 status=status)
         gone = item.get("status") == "cancelled"
         note = " (deleted by the user)" if gone else ""
         return AlreadyExists(f"{write.reminder.key} exists{note}", provider=self.name,
-                             gone=gone)
+                             status=status, gone=gone)
 
     def _one(self, write: Write) -> WriteResult:
         (result,) = self.apply([write])

@@ -40,7 +40,6 @@ from daemon.reminder_ical import (
 )
 from providers.base import (
     AlreadyExists,
-    AuthError,
     BadData,
     NotFound,
     PreconditionFailed,
@@ -50,6 +49,7 @@ from providers.base import (
     Transient,
 )
 from providers.fetch import DEFAULT_DEADLINE, Deadline, capped, watched, watched_session
+from providers.httpstatus import error_for_status, parse_retry_after
 
 if TYPE_CHECKING:  # a file source never loads requests (it is 20 MB of the idle daemon)
     import requests
@@ -60,6 +60,8 @@ SPOOL_IN_MEMORY = 8 << 20
 MAX_DOWNLOAD = 1 << 30
 
 USER_AGENT = "clientlove/0.1 (+https://github.com/clientlove/clientlove)"
+#: What the user can do about a feed that refuses us.
+_FEED_HINTS = {401: "check the username and credential", 403: "check the username and credential"}
 
 
 class IcsSource:
@@ -197,24 +199,12 @@ class IcsSource:
                               ("last_modified", response.headers.get("Last-Modified"))) if v}
         if status == 304:
             return meta
-        if status in (401, 403):
-            raise AuthError(f"{self.shown} refused access (HTTP {status}): check the username and "
-                            "credential", provider=self.name)
-        if status == 404:
-            raise NotFound(f"{self.shown} not found (HTTP 404)", provider=self.name)
-        if status == 429 or status >= 500:
-            raise Transient(f"{self.shown} answered HTTP {status}", provider=self.name,
-                            retry_after=_retry_after(response.headers.get("Retry-After")))
         if status != 200:
-            raise BadData(f"{self.shown} answered HTTP {status}", provider=self.name)
+            raise error_for_status(
+                status, f"fetch {self.shown}", provider=self.name,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                hints=_FEED_HINTS)
         return meta
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
 
 
 #: Calendar properties the target writes itself; any other one in the file is kept.

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from functools import lru_cache
+from typing import TypedDict
 
 from daemon.model import Event, Interaction, NeedleKinds, PartStat
 
@@ -244,12 +245,33 @@ def reminder_interactions(
     return dict(contacts), dict(skips)
 
 
+class Discovered(TypedDict):
+    """One person or domain met that no client covers (a dict, so it reads back as YAML)."""
+
+    domain: str | None
+    emails: list[str]
+    last: date
+    meetings: int
+    title: str
+
+
+@dataclass(slots=True)
+class _Met:
+    """What ``discover`` gathers about one person or domain while it walks the events."""
+
+    domain: str | None
+    last: date
+    title: str
+    emails: set[str] = field(default_factory=set)
+    meetings: set[tuple[str, date]] = field(default_factory=set)
+
+
 def discover(
     events: Iterable[Event],
     matcher: Matcher,
     tz: tzinfo,
     personal_domains: frozenset[str] = frozenset(),
-) -> list[dict[str, object]]:
+) -> list[Discovered]:
     """People and domains met that no client covers, most recent first.
 
     Colleagues (the domains of the user's own addresses) are never suggested.
@@ -259,7 +281,7 @@ def discover(
     like) are listed one person each, never as a whole domain.
     """
     own_domains = {m.rpartition("@")[2] for m in matcher.me}
-    seen: dict[str, dict[str, object]] = {}
+    seen: dict[str, _Met] = {}
     for event in events:
         if event.clientlove_key:
             continue
@@ -272,21 +294,19 @@ def discover(
             if domain in own_domains or matcher.by_address(email):
                 continue
             group = email if domain in personal_domains else domain
-            entry = seen.setdefault(
-                group,
-                {"domain": None if group == email else domain, "emails": set(),
-                 "last": day, "meetings": set(), "title": event.summary},
-            )
-            entry["emails"].add(email)  # type: ignore[attr-defined]
-            entry["meetings"].add((event.ident, day))  # type: ignore[attr-defined]
-            if day >= entry["last"]:  # type: ignore[operator]
-                entry["last"], entry["title"] = day, event.summary
-    out = []
-    for entry in seen.values():
-        entry["emails"] = sorted(entry["emails"])  # type: ignore[arg-type]
-        entry["meetings"] = len(entry["meetings"])  # type: ignore[arg-type]
-        out.append(entry)
-    out.sort(key=lambda e: (e["last"], e["meetings"]), reverse=True)  # type: ignore[arg-type,return-value]
+            met = seen.setdefault(
+                group, _Met(domain=None if group == email else domain, last=day,
+                            title=event.summary))
+            met.emails.add(email)
+            met.meetings.add((event.ident, day))
+            if day >= met.last:
+                met.last, met.title = day, event.summary
+    out = [
+        Discovered(domain=met.domain, emails=sorted(met.emails), last=met.last,
+                   meetings=len(met.meetings), title=met.title)
+        for met in seen.values()
+    ]
+    out.sort(key=lambda e: (e["last"], e["meetings"]), reverse=True)
     return out
 
 

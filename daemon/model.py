@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
 
 #: The suffix of every UID we write; anything else is never ours.
@@ -87,7 +87,7 @@ class Event:
         """Stable identity of this occurrence within its source."""
         return f"{self.uid}#{self.occurrence}" if self.occurrence else self.uid
 
-    def local_date(self, tz) -> date:
+    def local_date(self, tz: tzinfo) -> date:
         """The calendar date the event counts on in ``tz`` (docs/design.md section 3).
 
         An all-day event keeps its own date: dates never go through a time zone.
@@ -222,7 +222,8 @@ class ReadScope:
 
     start: datetime
     end: datetime
-    tz: object
+    #: A zone, or its IANA name (the ICS reader takes either).
+    tz: tzinfo | str
     needles: tuple[str, ...] = ()
     prefilter: bool = True
     warnings: list[str] = field(default_factory=list)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from enum import StrEnum
 
 from daemon.identity import make_key, parse_key, reminder_hash
@@ -53,11 +53,11 @@ class Action:
         return self.kind in (Kind.CREATE, Kind.UPDATE, Kind.DELETE)
 
 
-def day_of(value: datetime | date, tz) -> date:
+def day_of(value: datetime | date, tz: tzinfo) -> date:
     return value.astimezone(tz).date() if isinstance(value, datetime) else value
 
 
-def is_pending(remote: RemoteReminder, today: date, tz) -> bool:
+def is_pending(remote: RemoteReminder, today: date, tz: tzinfo) -> bool:
     """A reminder is pending from its creation through its own day; history after."""
     return not remote.cancelled and day_of(remote.start, tz) >= today
 
@@ -143,7 +143,8 @@ def detect_skips(
     by the user before its day (a skip); a past one that vanished was history the user
     erased (the call did not happen): forget it, it is simply no contact.
     """
-    skipped, forgotten = [], []
+    skipped: list[StoredReminder] = []
+    forgotten: list[StoredReminder] = []
     for item in stored:
         if item.key in listed_keys:
             continue

@@ -97,7 +97,8 @@ def to_calendar_text(reminder: Reminder, stamp: datetime, sequence: int = 0) -> 
     if zone is not None:
         cal.add_component(zone)
     cal.add_component(to_vevent(reminder, stamp, sequence))
-    return cal.to_ical()
+    text: bytes = cal.to_ical()  # icalendar leaves to_ical's return type open
+    return text
 
 
 def merge_calendar_text(held: bytes | str, reminder: Reminder, stamp: datetime) -> bytes:
@@ -113,7 +114,8 @@ def merge_calendar_text(held: bytes | str, reminder: Reminder, stamp: datetime) 
     else:
         raise LookupError(f"reminder {reminder.key} is not in this object")
     add_timezones(cal)
-    return cal.to_ical()
+    text: bytes = cal.to_ical()
+    return text
 
 
 def vtimezone(tz: tzinfo | None, year: int) -> icalendar.Timezone | None:

@@ -106,7 +106,7 @@ def _observance(first: _Onset) -> icalendar.cal.Component:
     return part
 
 
-def _rrule(run: list[_Onset], specs: set[str]) -> dict[str, object]:
+def _rrule(run: list[_Onset], specs: set[str]) -> dict[str, str | int]:
     spec = "-1" if "-1" in specs else min(specs)
     day = run[0].local
     return {"freq": "YEARLY", "bymonth": day.month,
@@ -123,7 +123,7 @@ def _rule_day(year: int, month: int, weekday: int, spec: str) -> date:
     return first + timedelta(days=(weekday - first.weekday()) % 7 + 7 * (int(spec) - 1))
 
 
-def _holds(zone: ZoneInfo, run: list[_Onset], rule: dict[str, object], years: range) -> bool:
+def _holds(zone: ZoneInfo, run: list[_Onset], rule: dict[str, str | int], years: range) -> bool:
     """Whether the zone really changes as the yearly rule says in each of ``years``."""
     first = run[0]
     byday = str(rule["byday"])

@@ -62,6 +62,8 @@ MAX_DOWNLOAD = 1 << 30
 USER_AGENT = "clientlove/0.1 (+https://github.com/clientlove/clientlove)"
 #: What the user can do about a feed that refuses us.
 _FEED_HINTS = {401: "check the username and credential", 403: "check the username and credential"}
+#: A feed is only read: a conflict or a failed precondition on a GET is an answer we cannot use.
+_FEED_OVERRIDES: dict[int, type[ProviderError]] = {409: BadData, 412: BadData}
 
 
 class IcsSource:
@@ -203,7 +205,7 @@ class IcsSource:
             raise error_for_status(
                 status, f"fetch {self.shown}", provider=self.name,
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                hints=_FEED_HINTS)
+                hints=_FEED_HINTS, overrides=_FEED_OVERRIDES)
         return meta
 
 

@@ -26,8 +26,15 @@ STAMP = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
 class TargetHarness:
     name: str
+    #: capability: writes reach the calendar only at ``flush`` (a file written whole)
+    writes_on_flush: bool = False
 
     def target(self) -> Target:
+        raise NotImplementedError
+
+    def snapshot(self) -> object:
+        """What a write would change, whoever made it: every event's version (a file's bytes
+        and inode, size and mtime), so an equal snapshot means nothing was written."""
         raise NotImplementedError
 
     def put_foreign(self, event: icalendar.Event) -> None:
@@ -105,6 +112,9 @@ class MemoryHarness(TargetHarness):
     def target(self) -> MemoryTarget:
         return self._target
 
+    def snapshot(self) -> object:
+        return {uid: etag for uid, (_ev, etag) in self._target.objects.items()}
+
     def put_foreign(self, event: icalendar.Event) -> None:
         self._target.put_foreign(event)
 
@@ -140,8 +150,17 @@ class IcsHarness(TargetHarness):
         self.path = path
         self.stamp = stamp
 
+    writes_on_flush = True
+
     def target(self) -> IcsTarget:
         return IcsTarget(self.path, stamp=self.stamp)
+
+    def snapshot(self) -> object:
+        if not self.path.exists():
+            return None
+        stat = self.path.stat()
+        return (stat.st_ino, stat.st_size, stat.st_mtime_ns,
+                hashlib.sha256(self.path.read_bytes()).hexdigest())
 
     def _calendar(self) -> icalendar.Calendar:
         if self.path.exists():
@@ -254,6 +273,9 @@ class CalDavHarness(TargetHarness):
                        icalendar.Calendar.from_ical(props[cdav.CalendarData.tag]))
                 for href, props in found.items() if props.get(cdav.CalendarData.tag)}
 
+    def snapshot(self) -> object:
+        return {href: etag for href, (etag, _cal) in self.objects().items()}
+
     def _absolute(self, href: str) -> str:
         return self.server.base_url.rstrip("/") + href
 
@@ -343,6 +365,10 @@ class GoogleHarness(TargetHarness):
         from providers.google import GoogleTarget
 
         return GoogleTarget(self.calendar_id, self._client(), tz=self.tz)
+
+    def snapshot(self) -> object:
+        return {e["id"]: (e["etag"], e["status"])
+                for e in self.api.events(self.calendar_id, include_deleted=True)}
 
     def _id_of(self, key: str) -> str:
         from daemon.identity import google_id

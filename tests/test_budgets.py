@@ -192,7 +192,7 @@ def test_a_caldav_source_has_one_budget_for_all_its_objects(radicale: DavServer,
     series = [event(f"daily-{n}", "DTSTART:20000101T090000Z", "RRULE:FREQ=DAILY",
                     summary=f"Acme daily {n}") for n in range(4)]
     cost = _steps(calendar(series[0]))
-    monkeypatch.setattr(icsread, "SOURCE_STEPS", cost * 5 // 2)
+    monkeypatch.setattr(icsread.budget, "SOURCE_STEPS", cost * 5 // 2)  # where it is read
     url = radicale.new_calendar()
     with requests.Session() as http:
         for n, text in enumerate([*(calendar(s) for s in series), calendar(hostile.MEETING)]):

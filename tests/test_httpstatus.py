@@ -130,3 +130,28 @@ def test_providers_use_it():
     assert type(gone) is NotFound and gone.status == 410
     slow = translate(http_error(503, "backendError", **{"retry-after": "5"}), "list", "g")
     assert type(slow) is Transient and slow.retry_after == 5.0
+
+
+@pytest.mark.parametrize(("status", "cls"), [
+    (401, AuthError), (403, AuthError), (404, NotFound), (410, NotFound),
+    (429, Transient), (503, Transient), (204, BadData), (302, BadData), (418, BadData),
+    (409, BadData), (412, BadData),
+])
+def test_feed_statuses(status: int, cls: type[ProviderError]):
+    """An ICS feed's answer: 200 and 304 pass, anything else is typed with its status."""
+    import requests
+
+    from providers.ics import IcsSource
+
+    source = IcsSource("feed", url="https://h.example/s3cret.ics")
+    response = requests.Response()
+    response.status_code = status
+    response.headers["Retry-After"] = "7"
+    with pytest.raises(cls) as raised:
+        source._check_status(response)
+    error = raised.value
+    assert type(error) is cls and error.status == status and error.provider == "feed"
+    assert error.retry_after == (7.0 if cls is Transient else None)
+    assert "s3cret" not in str(error)
+    response.status_code = 304
+    assert source._check_status(response) == {}

@@ -17,6 +17,7 @@ from tests.contracts.source_backends import (
     IcsFileBackend,
     IcsUrlBackend,
 )
+from tests.google_server import FakeGoogleCalendar
 from tests.test_ics_source import FeedServer
 
 #: Provider bugs the suite found, left failing on purpose (strict: a fix must remove them).
@@ -38,14 +39,29 @@ class TestIcsFileSource(_IcsContract):
         return IcsFileBackend(tmp_path / "calendar.ics")
 
 
+@pytest.fixture(scope="module")
+def feed() -> Iterator[FeedServer]:
+    """One loopback feed for the module (each backend publishes its own calendar on it)."""
+    server = FeedServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def google_calendars() -> Iterator[FakeGoogleCalendar]:
+    """One local Calendar API server for the module (each backend makes its own calendar)."""
+    server = FakeGoogleCalendar(user="me@example.com", time_zone="Europe/London")
+    server.start()
+    yield server
+    server.stop()
+
+
 class TestIcsUrlSource(_IcsContract):
     """A whole feed, downloaded only when its ETag says it changed."""
 
     @pytest.fixture
-    def backend(self) -> Iterator[IcsUrlBackend]:
-        feed = FeedServer()
-        yield IcsUrlBackend(feed)
-        feed.close()
+    def backend(self, feed: FeedServer) -> IcsUrlBackend:
+        return IcsUrlBackend(feed)
 
 
 class _CalDavContract(SourceContract):
@@ -76,8 +92,8 @@ class TestGoogleSource(SourceContract):
     cursor_can_expire = True
 
     @pytest.fixture
-    def backend(self, google_api) -> GoogleBackend:
-        return GoogleBackend(google_api)
+    def backend(self, google_calendars: FakeGoogleCalendar) -> GoogleBackend:
+        return GoogleBackend(google_calendars)
 
     @CURSOR_SHAPE
     def test_a_cursor_of_another_shape_means_a_full_read(self, backend: SourceBackend):

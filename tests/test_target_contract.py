@@ -9,8 +9,15 @@ import icalendar
 import pytest
 
 from daemon.identity import reminder_hash
-from daemon.model import Reminder
-from providers.base import AlreadyExists, NotFound, PreconditionFailed
+from daemon.model import Reminder, RemoteReminder
+from providers.base import (
+    AlreadyExists,
+    NotFound,
+    PreconditionFailed,
+    ProviderError,
+    TargetLimits,
+    Write,
+)
 from tests.harness import (
     CalDavHarness,
     GoogleHarness,
@@ -35,11 +42,12 @@ def harness(request, tmp_path) -> TargetHarness:
     return CalDavHarness(request.getfixturevalue(request.param))
 
 
-def make(key="acme-corp.1", day=date(2026, 11, 30), note=NOTE) -> Reminder:
+def make(key="acme-corp.1", day=date(2026, 11, 30), note=NOTE,
+         alarm_before=timedelta(days=1)) -> Reminder:
     return Reminder(key=key, client="Acme Corp", summary="Client love: Acme Corp",
                     start=datetime(day.year, day.month, day.day, 9, 30, tzinfo=TZ),
                     duration=timedelta(minutes=15), description=note,
-                    alarm_before=timedelta(days=1), alarm_text="Client love tomorrow")
+                    alarm_before=alarm_before, alarm_text="Client love tomorrow")
 
 
 def foreign(uid="dentist-1", summary="Dentist") -> icalendar.Event:
@@ -225,6 +233,161 @@ def test_a_move_keeps_what_the_user_added(harness):
     assert harness.extras("acme-corp.1") == {**before, "alarms": [30, 2 * 24 * 60]}
     if harness.name != "google":
         assert "#need" in listed.categories
+
+
+# -- issue 13: apply, flush, limits, one instance over several cycles ---------------------
+
+def _ours(harness: TargetHarness) -> dict[str, RemoteReminder]:
+    """Our reminders as a fresh instance (a new process) lists them."""
+    return {r.key: r for r in harness.target().list_ours()}
+
+
+def test_apply_gives_one_result_per_write_and_returns_errors(harness):
+    """Several writes of every kind in one call: a result for each, in order; the failed
+    ones are returned as typed errors, never raised, and never stop the others."""
+    setup = harness.target()
+    for key in ("keep.1", "gone.1", "taken.1", "stale.1", "ghost.1"):
+        setup.create(make(key))
+    setup.flush()
+    listed = _ours(harness)  # what the cycle read; then the user acts before it writes
+    harness.user_edit("stale.1", summary="mine now")
+    harness.user_delete("ghost.1")
+    target = harness.target()
+    target.list_ours()
+    writes = [
+        Write("create", make("new.1")),
+        Write("create", make("taken.1", note="other")),
+        Write("update", make("keep.1", day=date(2026, 12, 1)), listed["keep.1"]),
+        Write("delete", current=listed["gone.1"]),
+        Write("update", make("stale.1", day=date(2026, 12, 2)), listed["stale.1"]),
+        Write("update", make("ghost.1", day=date(2026, 12, 3)), listed["ghost.1"]),
+    ]
+    results = target.apply(writes)
+    assert len(results) == len(writes)
+    created, taken, kept, gone, stale, ghost = results
+    assert isinstance(created, RemoteReminder) and created.key == "new.1"
+    assert isinstance(taken, AlreadyExists) and not taken.gone
+    assert isinstance(kept, RemoteReminder) and kept.key == "keep.1"
+    assert kept.start.date() == date(2026, 12, 1) and kept.etag != listed["keep.1"].etag
+    assert gone is None
+    assert isinstance(stale, PreconditionFailed)
+    assert isinstance(ghost, NotFound)
+    assert all(r.provider == target.name for r in results if isinstance(r, ProviderError))
+    target.flush()
+    after = _ours(harness)
+    assert sorted(after) == ["keep.1", "new.1", "stale.1", "taken.1"]
+    assert after["keep.1"].start.date() == date(2026, 12, 1) and not after["keep.1"].user_edited
+    assert after["taken.1"].description.replace("\r\n", "\n").strip() == NOTE.strip()
+    assert after["stale.1"].summary == "mine now"
+
+
+def test_apply_beyond_one_batch_and_of_nothing(harness):
+    target = harness.target()
+    assert target.apply([]) == []
+    count = min(target.limits.batch_size, 50) + 1  # two batches where the target has them
+    keys = [f"client-{n}.1" for n in range(count)]
+    results = target.apply([Write("create", make(key)) for key in keys])
+    assert [r.key for r in results] == keys  # type: ignore[union-attr]
+    target.flush()
+    assert sorted(_ours(harness)) == sorted(keys)
+
+
+def test_flush_makes_the_writes_durable(harness):
+    target = harness.target()
+    target.create(make("keep.1"))
+    target.create(make("gone.1"))
+    target.flush()
+    target = harness.target()
+    listed = {r.key: r for r in target.list_ours()}
+    target.update(listed["keep.1"], make("keep.1", day=date(2026, 12, 1)))
+    target.delete(listed["gone.1"])
+    target.create(make("new.1"))
+    before = _ours(harness)
+    if harness.writes_on_flush:  # nothing reached the calendar yet
+        assert sorted(before) == ["gone.1", "keep.1"]
+        assert before["keep.1"].start.date() == date(2026, 11, 30)
+    else:
+        assert sorted(before) == ["keep.1", "new.1"]
+    target.flush()
+    after = _ours(harness)
+    assert sorted(after) == ["keep.1", "new.1"]
+    assert after["keep.1"].start.date() == date(2026, 12, 1)
+
+
+def test_flush_is_a_no_op_when_nothing_changed(harness):
+    """A cycle with nothing to write writes nothing: not on a fresh instance, not on one
+    that just flushed, not when its only write failed."""
+    target = harness.target()
+    target.create(make())
+    target.flush()
+    snapshot = harness.snapshot()
+    target.flush()
+    assert harness.snapshot() == snapshot
+    fresh = harness.target()
+    fresh.flush()  # before anything was read
+    assert fresh.list_ours() and harness.snapshot() == snapshot
+    fresh.flush()
+    assert harness.snapshot() == snapshot
+    (failed,) = fresh.apply([Write("create", make(note="other"))])
+    assert isinstance(failed, AlreadyExists)
+    fresh.flush()
+    assert harness.snapshot() == snapshot
+
+
+def test_limits_are_declared_and_a_reminder_within_them_round_trips(harness):
+    target = harness.target()
+    limits = target.limits
+    assert isinstance(limits, TargetLimits)
+    assert limits.max_alarms >= 1 and limits.batch_size >= 1
+    # the design allows an alarm one or two days ahead: every target must hold that
+    assert limits.max_alarm_before >= timedelta(days=2)
+    aheads = {"one-day.1": timedelta(days=1), "two-days.1": timedelta(days=2),
+              "limit.1": limits.max_alarm_before}
+    for key, ahead in aheads.items():
+        target.create(make(key, day=date(2027, 3, 1), alarm_before=ahead))
+    target.flush()
+    listed = _ours(harness)
+    for key, ahead in aheads.items():
+        assert listed[key].alarm_before == ahead, key
+        assert not listed[key].user_edited
+        assert listed[key].stored_hash == reminder_hash(
+            make(key, day=date(2027, 3, 1), alarm_before=ahead))
+    for key in aheads:
+        (event,) = [e for e in harness.all_events() if str(e["uid"]) == f"{key}@clientlove"]
+        assert 1 == len(event.walk("VALARM")) <= limits.max_alarms
+
+
+def test_a_reused_instance_sees_another_writer_over_several_cycles(harness):
+    """``clientlove run`` keeps one instance; another writer of ours (a second instance, a
+    second machine) creates, moves and deletes between its cycles: each ``list_ours``
+    shows the calendar as it is then, and writes on what it listed succeed."""
+    kept = harness.target()
+    assert kept.list_ours() == []  # cycle 1
+    kept.create(make("acme.1"))
+    kept.flush()
+    other = harness.target()
+    (acme,) = other.list_ours()
+    other.create(make("globex.1"))
+    other.update(acme, make("acme.1", day=date(2026, 12, 1)))
+    other.flush()
+    listed = {r.key: r for r in kept.list_ours()}  # cycle 2
+    assert sorted(listed) == ["acme.1", "globex.1"]
+    assert listed["acme.1"].start.date() == date(2026, 12, 1)
+    assert not listed["acme.1"].user_edited  # another writer of ours is not the user
+    kept.update(listed["globex.1"], make("globex.1", day=date(2026, 12, 4)))
+    kept.flush()
+    other = harness.target()
+    (acme,) = [r for r in other.list_ours() if r.key == "acme.1"]
+    other.delete(acme)
+    other.flush()
+    (globex,) = kept.list_ours()  # cycle 3
+    assert globex.key == "globex.1" and globex.start.date() == date(2026, 12, 4)
+    kept.update(globex, make("globex.1", day=date(2026, 12, 7)))
+    kept.create(make("initech.1"))
+    kept.flush()
+    after = _ours(harness)
+    assert sorted(after) == ["globex.1", "initech.1"]
+    assert after["globex.1"].start.date() == date(2026, 12, 7)
 
 
 # -- issue 12, "Done means": a cycle over every target -------------------------------------

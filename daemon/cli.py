@@ -16,7 +16,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import yaml
@@ -593,104 +593,35 @@ def _no_keyring(ctx: click.Context, name: str, exc: BaseException, secret: str =
     ctx.exit(EX_FAILED)
 
 
-@cli.group()
+class _ProviderCommands(click.Group):
+    """``clientlove auth <type>``: one command per provider that declares one, each made
+    only when asked for (a provider's libraries load with it, never for other commands)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from providers import registry
+
+        return [spec.type for spec in registry.load_all() if spec.auth is not None]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from providers import registry
+
+        if cmd_name not in registry.PROVIDERS:
+            return None
+        spec = registry.load(cmd_name)
+        return spec.auth() if spec.auth is not None else None
+
+
+@cli.group(cls=_ProviderCommands)
 @common_options
 def auth() -> None:
     """Store the secrets the config names (in the system keyring)."""
 
 
-@auth.command("caldav")
-@click.argument("credential")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-@common_options
-@click.pass_context
-def auth_caldav(ctx: click.Context, credential: str, password_stdin: bool) -> None:
-    """Ask for a CalDAV password (no echo) and store it as CREDENTIAL in the keyring.
-
-    When the config can be read, every CalDAV source or target naming CREDENTIAL is then
-    tried with it.
-    """
-    from daemon.credentials import CredentialError, is_plain_name, store_secret
-
-    if not is_plain_name(credential):
-        raise click.BadParameter("a plain name, like work-dav", param_hint="CREDENTIAL")
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = click.prompt(f"Password for {credential}", hide_input=True,
-                                confirmation_prompt=True)
-    if not password:
-        raise click.UsageError("an empty password was not stored")
-    try:
-        store_secret(credential, password)
-    except CredentialError as exc:
-        _error(str(exc))
-        ctx.exit(EX_FAILED)
-    click.echo(f"stored credential {credential!r} in the system keyring")
-    _check_logins(ctx, credential)
-
-
-@auth.command("google")
-@click.option("--client-secrets", "secrets_file", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The OAuth client (Desktop app) JSON from the Google Cloud console.")
-@click.option("--credential", required=True, help="The name the config gives this sign-in.")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the sign-in to this file (mode 0600, for systemd LoadCredential=) "
-                   "instead of the keyring.")
-@common_options
-@click.pass_context
-def auth_google(ctx: click.Context, secrets_file: Path, credential: str,
-                output: Path | None) -> None:
-    """Sign in to Google (installed-app flow) and store the authorized-user JSON.
-
-    Prints a URL to open in any browser; works on a headless machine when the browser's
-    machine can reach this one's loopback (an SSH tunnel), as Google's installed-app flow
-    requires.
-    """
-    from google_auth_oauthlib.flow import InstalledAppFlow
-
-    from daemon.credentials import CredentialError, is_plain_name, store_secret
-    from providers.google import SCOPES
-
-    if not is_plain_name(credential):
-        raise click.BadParameter("a plain name, like google-me", param_hint="--credential")
-    try:
-        flow = InstalledAppFlow.from_client_secrets_file(str(secrets_file), scopes=SCOPES)
-    except ValueError as exc:
-        raise click.BadParameter(f"not an OAuth client file: {exc}",
-                                 param_hint="--client-secrets") from None
-    try:
-        creds = flow.run_local_server(
-            open_browser=False, port=0,
-            authorization_prompt_message="Open this URL in a browser to sign in: {url}",
-            success_message="Signed in: you can close this tab and go back to clientlove.")
-    except Exception as exc:  # oauthlib's errors carry no secret, only a code
-        from rich.console import Console
-        from rich.markup import escape
-
-        Console(stderr=True).print(
-            f"[bold red]sign-in failed:[/] {type(exc).__name__}: "
-            + escape(printable(str(getattr(exc, "error", "") or getattr(exc, "description", "")
-                                   or "see above"))),
-            highlight=False)
-        ctx.exit(EX_FAILED)
-    text = creds.to_json()
-    if output is not None:
-        try:
-            write_private(output, text)
-        except OSError as exc:
-            _error(f"cannot write {output}: {exc.strerror or type(exc).__name__}; nothing "
-                   "was stored")
-            ctx.exit(EX_FAILED)
-        click.echo(f"wrote the sign-in to {output} (mode 0600); point LoadCredential= at it")
-        return
-    try:
-        store_secret(credential, text)
-    except CredentialError as exc:
-        _error(str(exc))
-        ctx.exit(EX_FAILED)
-    click.echo(f"stored the Google sign-in as credential {credential!r} in the system keyring")
+def fail(ctx: click.Context, message: str, *, label: str = "error") -> NoReturn:
+    """Say what went wrong on one line of stderr and exit with EX_FAILED."""
+    _error(message, label)
+    ctx.exit(EX_FAILED)
+    raise AssertionError("unreachable")  # ctx.exit raises
 
 
 def write_private(path: Path, text: str) -> None:
@@ -719,8 +650,8 @@ def write_private(path: Path, text: str) -> None:
         raise
 
 
-def _check_logins(ctx: click.Context, credential: str) -> None:
-    """Try each CalDAV entry of the config that names ``credential`` (best effort)."""
+def check_logins(ctx: click.Context, provider: str, credential: str) -> None:
+    """Try each ``provider`` entry of the config that names ``credential`` (best effort)."""
     from providers.base import ProviderError
 
     try:
@@ -729,7 +660,7 @@ def _check_logins(ctx: click.Context, credential: str) -> None:
         return
     entries = [*config.sources, config.target]
     for entry in entries:
-        if getattr(entry, "type", "") != "caldav" or entry.credential != credential:
+        if entry.type != provider or getattr(entry, "credential", None) != credential:
             continue
         label = getattr(entry, "name", None) or "target"
         try:

@@ -7,7 +7,6 @@ state update finds the same key on the target next time and cannot make a second
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -73,12 +72,6 @@ def key_from_uid(uid: str) -> str | None:
     if not sep or domain != UID_DOMAIN or parse_key(head) is None:
         return None
     return head
-
-
-def google_id(key: str) -> str:
-    """A Google event id for a key: base32hex (``a-v0-9``) of a digest, stable and valid."""
-    digest = hashlib.sha256(f"clientlove:{key}".encode()).digest()[:20]
-    return base64.b32hexencode(digest).decode().lower().rstrip("=")
 
 
 def _utc(value: datetime | date) -> str:

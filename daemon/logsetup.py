@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Iterable
 
 _PRIORITY = {
     logging.CRITICAL: 2,
@@ -136,6 +137,21 @@ def setup_logging(verbosity: int = 0, stream=None) -> None:
     for noisy in ("urllib3", "requests", "charset_normalizer", "niquests", "apscheduler",
                   "waitress"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
-    # the libraries dump request headers and whole calendars at debug: never ours to print
-    for chatty in ("caldav", "googleapiclient", "google", "google_auth_oauthlib"):
+    _apply_chatty_cap()
+
+
+#: Loggers of provider libraries that dump request headers and whole calendars at debug
+#: (never ours to print); each provider's spec names its own (``ProviderSpec.loggers``).
+_CHATTY: set[str] = set()
+
+
+def quiet_library_loggers(names: Iterable[str]) -> None:
+    """Keep these libraries' loggers at INFO at most, now and after every later setup."""
+    _CHATTY.update(names)
+    _apply_chatty_cap()
+
+
+def _apply_chatty_cap() -> None:
+    level = logging.getLogger().level or logging.WARNING
+    for chatty in _CHATTY:
         logging.getLogger(chatty).setLevel(max(level, logging.INFO))

@@ -23,7 +23,7 @@ import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote, unquote, urljoin, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
@@ -34,7 +34,17 @@ import requests
 from caldav.elements import cdav, dav
 from caldav.lib import error as dav_error
 from lxml import etree
+from pydantic import Field, model_validator
 
+from daemon.config.fields import (
+    ConfigModel,
+    CredentialName,
+    HttpUrl,
+    OptionalText,
+    SourceSettings,
+    TargetSettings,
+    derived_source_name,
+)
 from daemon.icsread import ReadBudget, read_calendar
 from daemon.identity import reminder_hash
 from daemon.model import UID_DOMAIN, ChangeSet, Event, ReadScope, Reminder, RemoteReminder
@@ -59,6 +69,10 @@ from providers.base import (
 from providers.fetch import DEFAULT_DEADLINE, Deadline, capped, watched, watched_session
 from providers.httpstatus import error_for_status, parse_retry_after
 from providers.multistatus import Answer, Multistatus, read_multistatus
+from providers.registry import ProviderSpec, TargetContext
+
+if TYPE_CHECKING:
+    import click
 
 log = logging.getLogger("clientlove.caldav")
 
@@ -710,3 +724,133 @@ class CalDavTarget(SequentialWrites):
                               summary=reminder.summary, description=reminder.description,
                               etag=etag, stored_hash=digest, content_hash=digest,
                               end=reminder.end, alarm_before=reminder.alarm_before)
+
+
+# -- its config entries, its auth command and its place in the registry -----------------------
+
+
+class _DavLogin(ConfigModel):
+    """Where a CalDAV server is and how to log in (the password stays in a credential)."""
+
+    url: HttpUrl = Field(description="The calendar collection's address (for the target "
+                         "also the server's, with calendar naming one).")
+    username: OptionalText = Field(default=None, description="The login.")
+    credential: CredentialName | None = Field(
+        default=None, description="The name of the credential holding the password "
+        "(`clientlove auth caldav NAME` stores it), never the password itself.")
+    timeout: float = Field(default=30.0, gt=0,
+                           description="Seconds each wait for the server's bytes may take.")
+    deadline: float = Field(default=300.0, gt=0,
+                            description="Seconds a whole read may take.")
+    verify_tls: bool = Field(default=True,
+                             description="Check the server's certificate (keep it true).")
+
+    @model_validator(mode="after")
+    def _login_pair(self) -> _DavLogin:
+        if self.credential and not self.username:
+            raise ValueError("a credential needs a username")
+        return self
+
+
+class CalDavSourceConfig(_DavLogin, SourceSettings):
+    """A CalDAV calendar collection to read the history from."""
+
+    role: ClassVar[str] = "a CalDAV calendar collection to read"
+
+    type: Literal["caldav"] = Field(default="caldav", description="caldav")
+
+    @classmethod
+    def default_name(cls, data: Any) -> str | None:
+        return derived_source_name(None, data.get("url"))
+
+
+class CalDavTargetConfig(_DavLogin, TargetSettings):
+    """The CalDAV calendar our reminders go to: a collection URL, or a server URL and the
+    display name of a calendar (made when missing)."""
+
+    role: ClassVar[str] = "the CalDAV calendar our reminders go to"
+
+    type: Literal["caldav"] = Field(default="caldav", description="caldav")
+    calendar: str | None = Field(
+        default=None, description="The display name of the calendar on the server at url "
+        "(made when missing); leave out when url is the collection itself.")
+
+    def identity(self) -> str:
+        parts = urlsplit(self.url)
+        url = f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}"
+        url += f":{parts.port}" if parts.port else ""
+        text = f"caldav {url}{parts.path.rstrip('/')}/"  # a collection, with or without /
+        return text + (f" calendar {self.calendar!r}" if self.calendar else "")
+
+
+def _source(cfg: CalDavSourceConfig) -> CalDavSource:
+    from providers import secret_getter
+
+    assert cfg.name is not None  # every validated source entry is named
+    return CalDavSource(cfg.name, cfg.url, username=cfg.username,
+                        secret=secret_getter(cfg.credential), verify_tls=cfg.verify_tls,
+                        timeout=cfg.timeout, deadline=cfg.deadline)
+
+
+def _target(cfg: CalDavTargetConfig, context: TargetContext) -> CalDavTarget:
+    from providers import secret_getter
+
+    return CalDavTarget(cfg.url, calendar=cfg.calendar, username=cfg.username,
+                        secret=secret_getter(cfg.credential), verify_tls=cfg.verify_tls,
+                        timeout=cfg.timeout, stamp=context.stamp, name="caldav-target",
+                        read_only=context.read_only)
+
+
+def _auth_command() -> click.Command:
+    """``clientlove auth caldav CREDENTIAL``: store a password, then try the logins."""
+    import sys
+
+    import click
+
+    from daemon import cli
+
+    @click.command("caldav")
+    @click.argument("credential")
+    @click.option("--password-stdin", is_flag=True,
+                  help="Read the password from standard input.")
+    @cli.common_options
+    @click.pass_context
+    def auth_caldav(ctx: click.Context, credential: str, password_stdin: bool) -> None:
+        """Ask for a CalDAV password (no echo) and store it as CREDENTIAL in the keyring.
+
+        When the config can be read, every CalDAV source or target naming CREDENTIAL is
+        then tried with it.
+        """
+        from daemon.credentials import CredentialError, is_plain_name, store_secret
+
+        if not is_plain_name(credential):
+            raise click.BadParameter("a plain name, like work-dav", param_hint="CREDENTIAL")
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = click.prompt(f"Password for {credential}", hide_input=True,
+                                    confirmation_prompt=True)
+        if not password:
+            raise click.UsageError("an empty password was not stored")
+        try:
+            store_secret(credential, password)
+        except CredentialError as exc:
+            cli.fail(ctx, str(exc))
+        click.echo(f"stored credential {credential!r} in the system keyring")
+        cli.check_logins(ctx, "caldav", credential)
+
+    return auth_caldav
+
+
+SPEC = ProviderSpec(
+    type="caldav",
+    summary="CalDAV calendars (Nextcloud, Fastmail, iCloud, Radicale, Xandikos...)",
+    source_config=CalDavSourceConfig,
+    target_config=CalDavTargetConfig,
+    build_source=_source,
+    build_target=_target,
+    capabilities=frozenset({"incremental", "reports_deletions", "cursor_can_expire"}),
+    limits=CalDavTarget.limits,
+    auth=_auth_command,
+    loggers=("caldav",),
+)

@@ -16,6 +16,8 @@ exists: if the user deleted that event, the deletion is respected and the id nev
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import json
 import logging
@@ -23,10 +25,20 @@ import re
 import socket
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
-from daemon.identity import content_hash, google_id, parse_key, reminder_hash
+from pydantic import Field, field_validator
+
+from daemon.config.fields import (
+    ConfigModel,
+    CredentialName,
+    SourceSettings,
+    TargetSettings,
+    Text,
+    http_url,
+)
+from daemon.identity import content_hash, parse_key, reminder_hash
 from daemon.model import (
     Attendee,
     ChangeSet,
@@ -51,8 +63,18 @@ from providers.base import (
     WriteResult,
 )
 from providers.httpstatus import error_for_status, parse_retry_after
+from providers.registry import ProviderSpec, TargetContext
+
+if TYPE_CHECKING:
+    import click
 
 log = logging.getLogger("clientlove.google")
+
+
+def google_id(key: str) -> str:
+    """A Google event id for a key: base32hex (``a-v0-9``) of a digest, stable and valid."""
+    digest = hashlib.sha256(f"clientlove:{key}".encode()).digest()[:20]
+    return base64.b32hexencode(digest).decode().lower().rstrip("=")
 
 #: Least privilege: events (read the history, write ours), the calendar list (find a calendar
 #: by name), and calendars this app creates (the "Client love" calendar).
@@ -664,3 +686,165 @@ class GoogleTarget:
 
     def flush(self) -> None:
         return None
+
+
+# -- its config entries, its auth command and its place in the registry -----------------------
+
+
+class _GoogleAccount(ConfigModel):
+    """A Google account: the credential holds the authorized-user JSON, never the config."""
+
+    credential: CredentialName = Field(
+        description="The name of the credential holding the sign-in (`clientlove auth "
+        "google --credential NAME` stores it).")
+    api_base: str = Field(default=DEFAULT_API_BASE,
+                          description="The API's address (only tests change it).")
+    timeout: float = Field(default=30.0, gt=0,
+                           description="Seconds each wait for Google's answer may take.")
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base(cls, value: str) -> str:
+        return http_url(value).rstrip("/")
+
+
+class GoogleSourceConfig(_GoogleAccount, SourceSettings):
+    """A Google calendar to read the history from (``primary`` or a calendar id)."""
+
+    role: ClassVar[str] = "a Google calendar to read"
+
+    type: Literal["google"] = Field(default="google", description="google")
+    calendar: Text = Field(default="primary",
+                           description="primary, or a calendar id (like "
+                           "team@group.calendar.google.com).")
+
+    @classmethod
+    def default_name(cls, data: Any) -> str | None:
+        return f"google-{data.get('calendar') or 'primary'}"
+
+
+class GoogleTargetConfig(_GoogleAccount, TargetSettings):
+    """The Google calendar our reminders go to: an id, ``primary``, or a name (made when
+    missing)."""
+
+    role: ClassVar[str] = "the Google calendar our reminders go to"
+
+    type: Literal["google"] = Field(default="google", description="google")
+    calendar: Text = Field(default="Client love",
+                           description="A calendar id, primary, or the name of a calendar "
+                           "of yours (made when missing).")
+
+    def identity(self) -> str:
+        return f"google calendar {self.calendar!r} at {self.api_base}"
+
+
+def _api(cfg: _GoogleAccount, name: str) -> GoogleApi:
+    """The signed-in API client for an entry; refreshed tokens go back to the keyring
+    (a systemd credential is read-only, so there the token is simply refreshed each run)."""
+    import os
+    from pathlib import Path
+
+    from providers import secret_getter
+
+    def save(text: str) -> None:
+        folder = os.environ.get("CREDENTIALS_DIRECTORY")
+        if folder and (Path(folder) / cfg.credential).exists():
+            return
+        from daemon.credentials import store_secret
+
+        store_secret(cfg.credential, text)
+
+    load = secret_getter(cfg.credential)
+    assert load is not None  # a Google entry always names its credential
+    return GoogleApi(name, credentials_json=load, save=save, api_base=cfg.api_base,
+                     timeout=cfg.timeout)
+
+
+def _source(cfg: GoogleSourceConfig) -> GoogleSource:
+    assert cfg.name is not None  # every validated source entry is named
+    return GoogleSource(cfg.name, cfg.calendar, _api(cfg, cfg.name))
+
+
+def _target(cfg: GoogleTargetConfig, context: TargetContext) -> GoogleTarget:
+    return GoogleTarget(cfg.calendar, _api(cfg, "google-target"), tz=context.tz,
+                        name="google-target", read_only=context.read_only)
+
+
+def _auth_command() -> click.Command:
+    """``clientlove auth google``: the installed-app sign-in, stored as a credential."""
+    from pathlib import Path
+
+    import click
+
+    from daemon import cli
+
+    @click.command("google")
+    @click.option("--client-secrets", "secrets_file", required=True,
+                  type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="The OAuth client (Desktop app) JSON from the Google Cloud console.")
+    @click.option("--credential", required=True, help="The name the config gives this sign-in.")
+    @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+                  help="Write the sign-in to this file (mode 0600, for systemd "
+                       "LoadCredential=) instead of the keyring.")
+    @cli.common_options
+    @click.pass_context
+    def auth_google(ctx: click.Context, secrets_file: Path, credential: str,
+                    output: Path | None) -> None:
+        """Sign in to Google (installed-app flow) and store the authorized-user JSON.
+
+        Prints a URL to open in any browser; works on a headless machine when the browser's
+        machine can reach this one's loopback (an SSH tunnel), as Google's installed-app flow
+        requires.
+        """
+        from google_auth_oauthlib.flow import InstalledAppFlow
+
+        from daemon.credentials import CredentialError, is_plain_name, store_secret
+
+        if not is_plain_name(credential):
+            raise click.BadParameter("a plain name, like google-me", param_hint="--credential")
+        try:
+            flow = InstalledAppFlow.from_client_secrets_file(str(secrets_file), scopes=SCOPES)
+        except ValueError as exc:
+            raise click.BadParameter(f"not an OAuth client file: {exc}",
+                                     param_hint="--client-secrets") from None
+        try:
+            creds = flow.run_local_server(
+                open_browser=False, port=0,
+                authorization_prompt_message="Open this URL in a browser to sign in: {url}",
+                success_message="Signed in: you can close this tab and go back to clientlove.")
+        except Exception as exc:  # oauthlib's errors carry no secret, only a code
+            detail = str(getattr(exc, "error", "") or getattr(exc, "description", "")
+                         or "see above")
+            cli.fail(ctx, f"{type(exc).__name__}: {detail}", label="sign-in failed")
+        text = creds.to_json()
+        if output is not None:
+            try:
+                cli.write_private(output, text)
+            except OSError as exc:
+                cli.fail(ctx, f"cannot write {output}: {exc.strerror or type(exc).__name__}; "
+                         "nothing was stored")
+            click.echo(f"wrote the sign-in to {output} (mode 0600); point LoadCredential= at it")
+            return
+        try:
+            store_secret(credential, text)
+        except CredentialError as exc:
+            cli.fail(ctx, str(exc))
+        click.echo(f"stored the Google sign-in as credential {credential!r} in the system "
+                   "keyring")
+
+    return auth_google
+
+
+SPEC = ProviderSpec(
+    type="google",
+    summary="Google Calendar (Calendar API v3; `clientlove auth google` signs in)",
+    source_config=GoogleSourceConfig,
+    target_config=GoogleTargetConfig,
+    build_source=_source,
+    build_target=_target,
+    capabilities=frozenset({"incremental", "reports_deletions", "cursor_can_expire",
+                            "batches"}),
+    limits=GoogleTarget.limits,
+    auth=_auth_command,
+    loggers=("googleapiclient", "google", "google_auth_oauthlib"),
+)

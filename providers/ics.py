@@ -23,10 +23,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Literal
 
 import icalendar
+from pydantic import Field, model_validator
 
+from daemon.config.fields import (
+    ConfigPath,
+    CredentialName,
+    HttpUrl,
+    OptionalText,
+    SourceSettings,
+    TargetSettings,
+    Text,
+    derived_source_name,
+)
 from daemon.icsread import NotACalendar, read_calendar_stream
 from daemon.model import ChangeSet, Event, ReadScope, Reminder, RemoteReminder
 from daemon.redact import redact_url
@@ -50,6 +61,7 @@ from providers.base import (
 )
 from providers.fetch import DEFAULT_DEADLINE, Deadline, capped, watched, watched_session
 from providers.httpstatus import error_for_status, parse_retry_after
+from providers.registry import ProviderSpec, TargetContext
 
 if TYPE_CHECKING:  # a file source never loads requests (it is 20 MB of the idle daemon)
     import requests
@@ -517,3 +529,82 @@ def _first_file(path: Path) -> Path:
         if parent.exists() and not parent.is_dir():
             return parent
     return path
+
+
+# -- its config entries and its place in the registry ---------------------------------------
+
+
+class IcsSourceConfig(SourceSettings):
+    """An ICS calendar to read: a local file or an http(s) address (with optional login)."""
+
+    role: ClassVar[str] = "an ICS calendar to read: a local file or an http(s) address"
+
+    type: Literal["ics"] = Field(default="ics", description="ics")
+    path: ConfigPath | None = Field(
+        default=None, description="A local .ics file (relative to the config file's "
+        "folder); give path or url.")
+    url: HttpUrl | None = Field(
+        default=None, description="An http(s) address of the calendar (write webcal:// as "
+        "https://); give path or url.")
+    username: OptionalText = Field(default=None, description="The login for the url.")
+    credential: CredentialName | None = Field(
+        default=None, description="The name of the credential holding the url's password "
+        "($CREDENTIALS_DIRECTORY or the keyring), never the password itself.")
+    timeout: float = Field(default=30.0, gt=0,
+                           description="Seconds each wait for the server's bytes may take.")
+    deadline: float = Field(default=300.0, gt=0,
+                            description="Seconds a whole download may take.")
+    verify_tls: bool = Field(default=True,
+                             description="Check the server's certificate (keep it true).")
+
+    @classmethod
+    def default_name(cls, data: Any) -> str | None:
+        return derived_source_name(data.get("path"), data.get("url"))
+
+    @model_validator(mode="after")
+    def _one_location(self) -> IcsSourceConfig:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give exactly one of path or url")
+        if self.path is not None and (self.username or self.credential):
+            raise ValueError("username and credential only apply to a url")
+        return self
+
+
+class IcsTargetConfig(TargetSettings):
+    """The ICS file our reminders are written to (and served from)."""
+
+    role: ClassVar[str] = "the ICS file our reminders are written to (and served from)"
+
+    type: Literal["ics"] = Field(default="ics", description="ics")
+    path: ConfigPath = Field(description="The file (relative to the config file's folder); "
+                             "made when missing, and what else it holds is kept.")
+    name: Text = Field(default="Client love",
+                       description="The calendar's name (X-WR-CALNAME) in the file.")
+
+    def identity(self) -> str:
+        return f"ics file {os.path.normpath(self.path)}"
+
+
+def _source(cfg: IcsSourceConfig) -> IcsSource:
+    from providers import secret_getter
+
+    assert cfg.name is not None  # every validated source entry is named
+    return IcsSource(cfg.name, path=cfg.path, url=cfg.url, username=cfg.username,
+                     secret=secret_getter(cfg.credential), timeout=cfg.timeout,
+                     deadline=cfg.deadline, verify_tls=cfg.verify_tls)
+
+
+def _target(cfg: IcsTargetConfig, context: TargetContext) -> IcsTarget:
+    return IcsTarget(cfg.path, calendar_name=cfg.name, stamp=context.stamp)
+
+
+SPEC = ProviderSpec(
+    type="ics",
+    summary="ICS files and http(s) URLs (read whole, only when changed); an ICS file target",
+    source_config=IcsSourceConfig,
+    target_config=IcsTargetConfig,
+    build_source=_source,
+    build_target=_target,
+    capabilities=frozenset({"written_at_flush"}),
+    limits=IcsTarget.limits,
+)

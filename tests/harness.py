@@ -371,7 +371,7 @@ class GoogleHarness(TargetHarness):
                 for e in self.api.events(self.calendar_id, include_deleted=True)}
 
     def _id_of(self, key: str) -> str:
-        from daemon.identity import google_id
+        from providers.google import google_id
 
         return google_id(key)
 

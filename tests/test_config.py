@@ -1152,7 +1152,7 @@ def test_find_config_path_then_the_xdg_file_if_it_exists(
 ) -> None:
     clean_env.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     system = tmp_path / "etc" / "config.yaml"
-    clean_env.setattr("daemon.config.SYSTEM_CONFIG", system)
+    clean_env.setattr("daemon.config.loading.SYSTEM_CONFIG", system)
     with pytest.raises(ConfigError, match="no config file found"):
         find_config_path(None)  # tests/test_cli_person.py checks the whole message
     system.parent.mkdir()

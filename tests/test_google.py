@@ -15,8 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from daemon.cli import cli
-from daemon.identity import google_id
-from providers.google import SCOPES
+from providers.google import SCOPES, google_id
 from tests.google_server import FakeGoogleCalendar
 
 TZ = ZoneInfo("Europe/London")
@@ -284,3 +283,9 @@ def test_refreshed_sign_in_is_stored_back_in_the_keyring(setup: Setup, memory_ke
     setup.api.reset_counts()
     setup.run("sync", now="2026-11-23T09:00")
     assert setup.api.token_requests == [], "the stored token is used, not refreshed again"
+
+
+def test_google_id_is_valid_base32hex():
+    gid = google_id("acme-corp.1")
+    assert set(gid) <= set("0123456789abcdefghijklmnopqrstuv") and 5 <= len(gid) <= 1024
+    assert gid != google_id("acme-corp.2")

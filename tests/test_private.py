@@ -400,7 +400,7 @@ def test_our_marks_on_a_meeting_never_hide_it_from_the_history(desk: Desk):
 def test_google_event_with_guests_is_never_ours(tmp_path: Path, monkeypatch):
     """Our private properties on an event with attendees (a copy of ours the user invited
     people to): neither listed as our reminder nor hidden from the history."""
-    from daemon.identity import google_id
+    from providers.google import google_id
 
     api = FakeGoogleCalendar(user="me@example.com", time_zone="Europe/London")
     api.start()

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 import pytest
 
-from daemon.identity import google_id, key_from_uid, make_key, parse_key, reminder_hash, slug
+from daemon.identity import key_from_uid, make_key, parse_key, reminder_hash, slug
 from daemon.model import Reminder, StoredReminder
 from daemon.reconcile import Kind, detect_skips, next_key, reconcile
 from daemon.reminder_ical import from_vevent, to_calendar_text, to_vevent
@@ -45,12 +45,6 @@ def test_keys_round_trip_and_foreign_uids_are_not_ours():
     assert key_from_uid(f"{key}@clientlove") == key
     for foreign in ("abc@google.com", "acme-corp.3@clientlove.evil", "x@clientlove", ""):
         assert key_from_uid(foreign) is None
-
-
-def test_google_id_is_valid_base32hex():
-    gid = google_id("acme-corp.1")
-    assert set(gid) <= set("0123456789abcdefghijklmnopqrstuv") and 5 <= len(gid) <= 1024
-    assert gid != google_id("acme-corp.2")
 
 
 # -- the VEVENT ---------------------------------------------------------------------------------

@@ -30,12 +30,12 @@ import requests
 import vobject
 import yaml
 
-from daemon.identity import google_id
 from daemon.logsetup import setup_logging
 from daemon.notify import Notifier
 from daemon.reminder_ical import key_of
 from daemon.retry import Backoff
 from daemon.service import Service
+from providers.google import google_id
 from tests.test_service import NotifySocket
 
 TZ = ZoneInfo("Europe/London")
